@@ -1,0 +1,223 @@
+/*
+ * clsmd.c - the CLS-Management server: reads its configuration, opens the
+ * store, serves the API on one libevent loop and shuts down gracefully on
+ * SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "store/store.h"
+
+extern char **environ;
+
+struct clsmd {
+    struct clsm_config cfg;
+    struct event_base *base;
+    struct store *store;
+    struct api *api;
+    struct event *sigterm, *sigint, *grace;
+    int stopping;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: clsmd [--config FILE] [--set KEY=VALUE]... [--check-config]\n"
+            "       clsmd --help-config | --list-routes | --version\n"
+            "\n"
+            "  --config FILE    read options from an INI file\n"
+            "  --set KEY=VALUE  set one option (after the file and CLSM_* variables)\n"
+            "  --check-config   print the effective configuration and exit\n"
+            "  --help-config    print the reference of all options and exit\n"
+            "  --list-routes    print the API routes and exit\n");
+}
+
+static void warn_env(const char *name, void *arg)
+{
+    (void)arg;
+    static const char *const client_vars[] = {"CLSM_URL", "CLSM_TOKEN", NULL};
+    for (int i = 0; client_vars[i]; i++)
+        if (strncmp(name, client_vars[i], strlen(client_vars[i])) == 0 &&
+            name[strlen(client_vars[i])] == '=')
+            return;
+    LOG(LOG_WARN, "ignoring unknown environment variable", LOG_S("name", name));
+}
+
+#define MAX_SETS 128
+
+/* Defaults, then the file, then CLSM_* variables, then --set flags.
+ * Returns 0, 1 when the process should exit 0 (help), or -1 on errors. */
+static int load_config(struct clsmd *d, int argc, char **argv, int *check_only)
+{
+    struct config_error err;
+    const char *file = NULL, *sets[MAX_SETS];
+    int nsets = 0;
+
+    config_defaults(&d->cfg);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            file = argv[++i];
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && nsets < MAX_SETS) {
+            sets[nsets++] = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            *check_only = 1;
+        } else if (strcmp(argv[i], "--help-config") == 0) {
+            config_reference(stdout);
+            return 1;
+        } else if (strcmp(argv[i], "--list-routes") == 0) {
+            api_print_routes(stdout);
+            return 1;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("clsmd %s\n", CLSM_VERSION);
+            return 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else {
+            fprintf(stderr, "clsmd: unknown or incomplete argument \"%s\"\n", argv[i]);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (file && config_load_file(&d->cfg, file, &err) != 0)
+        goto fail;
+    if (config_load_env(&d->cfg, environ, warn_env, NULL, &err) != 0)
+        goto fail;
+    for (int i = 0; i < nsets; i++) {
+        char kv[CONFIG_PATH_MAX + 128], *eq;
+        if (str_copy(kv, sizeof kv, sets[i]) != 0 || (eq = strchr(kv, '=')) == NULL) {
+            snprintf(err.msg, sizeof err.msg, "--set %.64s: expected KEY=VALUE", sets[i]);
+            goto fail;
+        }
+        *eq = '\0';
+        if (config_set(&d->cfg, kv, eq + 1, "--set", &err) != 0)
+            goto fail;
+    }
+    if (config_validate(&d->cfg, &err) != 0)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "clsmd: configuration error: %s\n", err.msg);
+    return -1;
+}
+
+static void stopped_cb(void *arg)
+{
+    struct clsmd *d = arg;
+    event_base_loopbreak(d->base);
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct clsmd *d = arg;
+    (void)fd;
+    (void)what;
+    LOG(LOG_WARN, "shutdown grace period over; closing remaining connections",
+        LOG_I("grace_ms", d->cfg.shutdown_grace_ms));
+    event_base_loopbreak(d->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct clsmd *d = arg;
+    (void)what;
+    if (d->stopping) {
+        LOG(LOG_WARN, "second signal; stopping now", LOG_I("signal", sig));
+        event_base_loopbreak(d->base);
+        return;
+    }
+    d->stopping = 1;
+    LOG(LOG_INFO, "shutting down", LOG_S("signal", sig == SIGTERM ? "TERM" : "INT"));
+    struct timeval tv = {(time_t)(d->cfg.shutdown_grace_ms / 1000),
+                         (suseconds_t)(d->cfg.shutdown_grace_ms % 1000) * 1000};
+    event_add(d->grace, &tv);
+    api_shutdown(d->api, stopped_cb, d);
+}
+
+static int start(struct clsmd *d)
+{
+    struct store_options so = {d->cfg.store_synchronous == 1, (int)d->cfg.store_busy_timeout_ms};
+    struct hostport bound;
+    char err[512];
+    int rc;
+
+    rc = store_open(d->cfg.store_path, &so, &d->store, err, sizeof err);
+    if (rc != 0) {
+        LOG(LOG_ERROR, "cannot open the store", LOG_S("path", d->cfg.store_path),
+            LOG_S("error", err));
+        return -1;
+    }
+    LOG(LOG_INFO, "store open", LOG_S("path", d->cfg.store_path),
+        LOG_I("schema_version", store_schema_version(d->store)),
+        LOG_S("synchronous", config_synchronous_name(&d->cfg)));
+    d->api = api_new(d->base, d->store, &d->cfg);
+    if (d->api == NULL)
+        return -1;
+    if (!d->cfg.auth_admin_token[0])
+        LOG(LOG_WARN, "auth.admin_token is not set; only party tokens can use the API",
+            LOG_S("hint", "set auth.admin_token or CLSM_AUTH_ADMIN_TOKEN"));
+    rc = api_listen(d->api, &d->cfg.api_listen, &bound);
+    if (rc != 0) {
+        LOG(LOG_ERROR, "cannot listen for the API", LOG_S("host", d->cfg.api_listen.host),
+            LOG_I("port", d->cfg.api_listen.port), LOG_S("error", strerror(-rc)));
+        return -1;
+    }
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(bound.host, ':') ? "[%s]:%d" : "%s:%d", bound.host,
+             bound.port);
+    LOG(LOG_INFO, "api listening", LOG_S("addr", addr), LOG_S("version", CLSM_VERSION));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct clsmd d;
+    int check_only = 0, rc, status = 1;
+    enum log_level lvl;
+
+    memset(&d, 0, sizeof d);
+    rc = load_config(&d, argc, argv, &check_only);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (check_only) {
+        config_dump(&d.cfg, stdout);
+        return 0;
+    }
+    lvl = (enum log_level)d.cfg.log_level;
+    log_init(lvl, 2);
+    signal(SIGPIPE, SIG_IGN);
+
+    d.base = event_base_new();
+    if (d.base == NULL)
+        return 1;
+    d.sigterm = evsignal_new(d.base, SIGTERM, signal_cb, &d);
+    d.sigint = evsignal_new(d.base, SIGINT, signal_cb, &d);
+    d.grace = evtimer_new(d.base, grace_cb, &d);
+    if (!d.sigterm || !d.sigint || !d.grace)
+        goto out;
+    event_add(d.sigterm, NULL);
+    event_add(d.sigint, NULL);
+    if (start(&d) != 0)
+        goto out;
+    event_base_dispatch(d.base);
+    status = 0;
+out:
+    api_free(d.api);
+    store_close(d.store);
+    if (d.sigterm)
+        event_free(d.sigterm);
+    if (d.sigint)
+        event_free(d.sigint);
+    if (d.grace)
+        event_free(d.grace);
+    event_base_free(d.base);
+    LOG(LOG_INFO, "stopped", LOG_I("status", status));
+    return status;
+}

@@ -1,0 +1,76 @@
+/*
+ * config.h - clsmd configuration: one table of options with types, bounds and
+ * defaults, filled from an INI file, CLSM_* environment variables and
+ * --set key=value flags (later sources override earlier ones).
+ *
+ * A struct clsm_config holds only fixed-size fields; it owns no heap memory and
+ * may be copied. Functions here are not thread-safe; configuration is read
+ * once at start-up, before the loops start.
+ */
+#ifndef CLSM_CONFIG_H
+#define CLSM_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/util.h"
+
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_TOKEN_MAX 256
+
+struct clsm_config {
+    struct hostport api_listen;
+    long long api_max_body;
+    long long api_max_import_body;
+    long long api_max_connections;
+    long long api_idle_timeout_s;
+    long long api_request_timeout_s;
+    char store_path[CONFIG_PATH_MAX];
+    int store_synchronous; /* index into {"normal", "full"} */
+    long long store_busy_timeout_ms;
+    char auth_admin_token[CONFIG_TOKEN_MAX];
+    int log_level; /* enum log_level */
+    long long shutdown_grace_ms;
+};
+
+/* Where a value came from and what was wrong with it, for messages such as
+ * "clsm.ini:12: api.listen: expected host:port". */
+struct config_error {
+    char msg[512];
+};
+
+/* Fill 'c' with the defaults of every option. */
+void config_defaults(struct clsm_config *c);
+
+/* Set one option. 'origin' names the source for error messages. Returns 0,
+ * -ENOENT for an unknown key or -EINVAL for a bad value (with 'err' filled). */
+int config_set(struct clsm_config *c, const char *key, const char *value, const char *origin,
+               struct config_error *err);
+
+/* Read an INI file: "[section]" lines and "key = value" lines (key becomes
+ * "section.key"); '#' and ';' start comments. Limits: 1 MiB file, 4 KiB
+ * line. Returns 0 or a negative errno with 'err' filled. */
+int config_load_file(struct clsm_config *c, const char *path, struct config_error *err);
+
+/* Apply CLSM_<SECTION>_<KEY> variables from 'envp' (NULL-terminated). Unknown
+ * CLSM_* names are reported through 'warn' (may be NULL) and otherwise
+ * ignored, because clients of the same installation use CLSM_URL and
+ * CLSM_TOKEN. Returns 0 or -EINVAL with 'err' filled. */
+int config_load_env(struct clsm_config *c, char *const *envp,
+                    void (*warn)(const char *name, void *arg), void *arg,
+                    struct config_error *err);
+
+/* Checks that involve more than one option. Returns 0 or -EINVAL. */
+int config_validate(const struct clsm_config *c, struct config_error *err);
+
+/* Write the effective configuration as an INI file, secrets redacted. */
+void config_dump(const struct clsm_config *c, FILE *out);
+
+/* Write the reference of all options (key, type, default, bounds, help) as a
+ * Markdown table. */
+void config_reference(FILE *out);
+
+/* Name of the store.synchronous setting ("normal" or "full"). */
+const char *config_synchronous_name(const struct clsm_config *c);
+
+#endif

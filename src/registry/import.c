@@ -1,0 +1,194 @@
+/*
+ * import.c - atomic bulk import; see import.h.
+ */
+#include "registry/import.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static int lookup_get(void *arg, const struct reg_kind *k, const char *id, json_t **obj)
+{
+    struct store_scope all = {SCOPE_ALL, NULL, NULL};
+    return store_reg_get(arg, k, id, &all, obj);
+}
+
+void reg_lookup_store(struct reg_lookup *lk, struct store *s)
+{
+    lk->get = lookup_get;
+    lk->arg = s;
+}
+
+/* Prefix err->pointer with "/<plural>/<index>". */
+static void locate(struct reg_error *err, const struct reg_kind *k, size_t i)
+{
+    char p[sizeof err->pointer + 64];
+    snprintf(p, sizeof p, "/%s/%zu%s", k->plural, i, err->pointer);
+    p[sizeof err->pointer - 1] = '\0';
+    memcpy(err->pointer, p, sizeof err->pointer);
+}
+
+static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
+                      const struct reg_lookup *lk, int *created, struct reg_error *err)
+{
+    struct store_scope all = {SCOPE_ALL, NULL, NULL};
+    json_t *cur = NULL, *obj = NULL, *idv = json_object_get(item, "id");
+    int rc;
+
+    if (json_is_string(idv) && reg_id_valid(k, json_string_value(idv))) {
+        rc = store_reg_get(s, k, json_string_value(idv), &all, &cur);
+        if (rc != 0 && rc != -ENOENT)
+            return rc;
+    }
+    rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
+    if (rc == 0) {
+        rc = store_reg_upsert(s, k, obj, created);
+        if (rc == -EEXIST) {
+            err->status = 409;
+            err->pointer[0] = '\0';
+            snprintf(err->detail, sizeof err->detail,
+                     "another %s already has the same combination of %s", k->name,
+                     k->unique ? k->unique[0] : "fields");
+            if (k->unique && k->unique[1]) {
+                size_t n = strlen(err->detail);
+                snprintf(err->detail + n, sizeof err->detail - n, " and %s", k->unique[1]);
+            }
+        } else if (rc != 0) {
+            err->status = 500;
+            err->pointer[0] = '\0';
+            snprintf(err->detail, sizeof err->detail, "the store failed: %s", store_errmsg(s));
+        }
+    }
+    json_decref(cur);
+    json_decref(obj);
+    return rc;
+}
+
+/* The id of the parent an item names in a self-referencing field, if that
+ * parent is neither stored nor already imported. */
+static int parent_pending(struct store *s, const struct reg_kind *k, json_t *item)
+{
+    for (size_t f = 0; f < k->nfields; f++) {
+        const struct reg_field *fd = &k->fields[f];
+        json_t *v = json_object_get(item, fd->name), *obj = NULL;
+        struct store_scope all = {SCOPE_ALL, NULL, NULL};
+        if (fd->type != RT_REF || fd->ref != k->id || !json_is_string(v))
+            continue;
+        if (!reg_id_valid(k, json_string_value(v)))
+            return 0; /* validation will explain */
+        if (store_reg_get(s, k, json_string_value(v), &all, &obj) == 0) {
+            json_decref(obj);
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Items of one kind; those whose parent (same kind) comes later in the list
+ * wait for it, so a tree may be listed in any order. */
+static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
+                       const struct reg_lookup *lk, json_t *counts, struct reg_error *err)
+{
+    size_t n = json_array_size(arr), done = 0, created = 0, updated = 0;
+    char *state = calloc(n ? n : 1, 1);
+    int rc = 0, progress = 1;
+
+    if (state == NULL)
+        return -ENOMEM;
+    while (done < n && progress && rc == 0) {
+        progress = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            int c = 0;
+            json_t *item = json_array_get(arr, i);
+            if (state[i] || (json_is_object(item) && parent_pending(s, k, item)))
+                continue;
+            rc = import_one(s, k, item, lk, &c, err);
+            if (rc != 0) {
+                locate(err, k, i);
+                break;
+            }
+            state[i] = 1;
+            done++;
+            progress = 1;
+            created += c != 0;
+            updated += c == 0;
+        }
+    }
+    if (rc == 0 && done < n) {
+        /* What is left waits for a parent that never came: validating the
+         * first of them reports which. */
+        for (size_t i = 0; i < n; i++) {
+            if (state[i])
+                continue;
+            json_t *obj = NULL;
+            rc = reg_validate(k, json_array_get(arr, i), NULL, NULL, 0, lk, &obj, err);
+            json_decref(obj);
+            if (rc == 0) {
+                rc = -EINVAL;
+                err->status = 422;
+                snprintf(err->pointer, sizeof err->pointer, "/parent");
+                snprintf(err->detail, sizeof err->detail, "parent references form a cycle");
+            }
+            locate(err, k, i);
+            break;
+        }
+    }
+    free(state);
+    if (rc == 0)
+        json_object_set_new(counts, k->plural,
+                            json_pack("{s:I, s:I}", "created", (json_int_t)created, "updated",
+                                      (json_int_t)updated));
+    return rc;
+}
+
+int reg_import(struct store *s, json_t *doc, json_t **summary, struct reg_error *err)
+{
+    struct reg_lookup lk;
+    const char *key;
+    json_t *v, *counts = NULL;
+    int rc;
+
+    *summary = NULL;
+    err->status = 422;
+    err->pointer[0] = '\0';
+    if (!json_is_object(doc)) {
+        snprintf(err->detail, sizeof err->detail, "the import document must be a JSON object");
+        return -EINVAL;
+    }
+    json_object_foreach(doc, key, v)
+    {
+        if (reg_kind_by_plural(key) == NULL || !json_is_array(v)) {
+            snprintf(err->pointer, sizeof err->pointer, "/%s", key);
+            snprintf(err->detail, sizeof err->detail,
+                     reg_kind_by_plural(key) ? "must be an array"
+                                             : "is not a kind of registry entity");
+            return -EINVAL;
+        }
+    }
+    reg_lookup_store(&lk, s);
+    rc = store_begin(s);
+    if (rc != 0) {
+        err->status = 500;
+        snprintf(err->detail, sizeof err->detail, "the store failed: %s", store_errmsg(s));
+        return rc;
+    }
+    counts = json_object();
+    for (size_t i = 0; i < REG_NKINDS && rc == 0; i++) {
+        json_t *arr = json_object_get(doc, reg_kinds[i].plural);
+        if (arr)
+            rc = import_kind(s, &reg_kinds[i], arr, &lk, counts, err);
+    }
+    if (rc == 0)
+        rc = store_commit(s);
+    if (rc != 0) {
+        store_rollback(s);
+        json_decref(counts);
+        return rc;
+    }
+    *summary = counts;
+    return 0;
+}

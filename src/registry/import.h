@@ -1,0 +1,32 @@
+/*
+ * import.h - bulk import of registry entities: one JSON document applied in
+ * one transaction, all or nothing.
+ *
+ * The document is an object whose members are plural kind names ("parties",
+ * "segments", ...) holding arrays of entities. Kinds are applied in
+ * dependency order whatever their order in the document, segments parents
+ * first; each entity is inserted or, if its id exists, replaced (so the same
+ * document imported twice changes nothing the second time).
+ */
+#ifndef CLSM_IMPORT_H
+#define CLSM_IMPORT_H
+
+#include <jansson.h>
+
+#include "registry/registry.h"
+#include "store/store.h"
+
+/* A reg_lookup that reads referenced entities from 's' (any scope). */
+void reg_lookup_store(struct reg_lookup *lk, struct store *s);
+
+/*
+ * Apply 'doc' to 's' inside one transaction. On success returns 0 and
+ * '*summary' (new reference) holds per kind {"created": n, "updated": m}.
+ * On failure nothing is written and 'err' points at the offending entity and
+ * field ("/installations/17/rated_power_w"); returns -EINVAL (invalid input,
+ * err->status 422), -EEXIST (a unique field combination is taken, 409) or
+ * -EIO (database).
+ */
+int reg_import(struct store *s, json_t *doc, json_t **summary, struct reg_error *err);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * sqlite_schema.c - the versioned schema of the SQLite backend. Migrations
+ * are append-only: a released entry is never edited; changes come as a new
+ * entry. Column names equal the field names of registry.c (a unit test holds
+ * the two together).
+ */
+#include "store/store_impl.h"
+
+#include "common/util.h"
+
+static const char migration_1[] =
+    /* Registry (DESIGN.md §3). Ids are text; times are milliseconds since the
+     * Unix epoch (UTC). References restrict deletion: an entity that others
+     * still point to cannot vanish silently. */
+    "CREATE TABLE parties ("
+    " id TEXT PRIMARY KEY CHECK (length(id) = 13),"
+    " name TEXT NOT NULL,"
+    " role TEXT NOT NULL CHECK (role IN ('vnb','uenb','lf','aggregator','msb','admin')),"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;"
+
+    "CREATE TABLE segments ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " level TEXT NOT NULL CHECK (level IN ('substation','transformer','feeder','other')),"
+    " parent TEXT REFERENCES segments(id),"
+    " vnb TEXT NOT NULL REFERENCES parties(id),"
+    " traffic_light TEXT NOT NULL DEFAULT 'green'"
+    "  CHECK (traffic_light IN ('green','yellow','red')),"
+    " light_since INTEGER, light_set_by TEXT, light_reason TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX segments_parent ON segments(parent);"
+    "CREATE INDEX segments_vnb ON segments(vnb);"
+
+    "CREATE TABLE gwas ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " max_concurrent INTEGER NOT NULL CHECK (max_concurrent BETWEEN 1 AND 10000),"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;"
+
+    "CREATE TABLE smgws ("
+    " id TEXT PRIMARY KEY CHECK (length(id) = 14),"
+    " gwa TEXT NOT NULL REFERENCES gwas(id),"
+    " segment TEXT NOT NULL REFERENCES segments(id),"
+    " cert_fingerprint TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX smgws_gwa ON smgws(gwa);"
+    "CREATE INDEX smgws_segment ON smgws(segment);"
+
+    "CREATE TABLE devices ("
+    " id TEXT PRIMARY KEY,"
+    " smgw TEXT NOT NULL REFERENCES smgws(id),"
+    " kind TEXT NOT NULL,"
+    " driver TEXT NOT NULL CHECK (driver IN ('lpc-mqtt','sunspec')),"
+    " firmware TEXT,"
+    " failsafe_limit_w INTEGER NOT NULL CHECK (failsafe_limit_w >= 0),"
+    " failsafe_duration_s INTEGER NOT NULL CHECK (failsafe_duration_s >= 0),"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX devices_smgw ON devices(smgw);"
+
+    "CREATE TABLE installations ("
+    " id TEXT PRIMARY KEY,"
+    " device TEXT NOT NULL REFERENCES devices(id),"
+    " output INTEGER NOT NULL CHECK (output BETWEEN 0 AND 15),"
+    " kind TEXT NOT NULL,"
+    " direction TEXT NOT NULL CHECK (direction IN ('consumption','production','bidirectional')),"
+    " rated_power_w INTEGER NOT NULL CHECK (rated_power_w > 0),"
+    " sec14a INTEGER NOT NULL CHECK (sec14a IN (0, 1)),"
+    " energy_manager TEXT,"
+    " segment TEXT NOT NULL REFERENCES segments(id),"
+    " metering_point TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " UNIQUE (device, output)) STRICT;"
+    "CREATE INDEX installations_segment ON installations(segment);"
+    "CREATE INDEX installations_kind ON installations(kind);"
+    "CREATE INDEX installations_energy_manager ON installations(energy_manager);"
+
+    "CREATE TABLE assignments ("
+    " id TEXT PRIMARY KEY,"
+    " party TEXT NOT NULL REFERENCES parties(id),"
+    " installation TEXT NOT NULL REFERENCES installations(id),"
+    " rights TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " UNIQUE (party, installation)) STRICT;"
+    "CREATE INDEX assignments_installation ON assignments(installation);"
+
+    /* API tokens: only the SHA-256 of the secret is kept. */
+    "CREATE TABLE tokens ("
+    " id TEXT PRIMARY KEY,"
+    " party TEXT NOT NULL REFERENCES parties(id) ON DELETE CASCADE,"
+    " hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    " label TEXT,"
+    " created_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX tokens_party ON tokens(party);";
+
+const char *const store_sqlite_migrations[] = {migration_1};
+const int store_sqlite_nmigrations = (int)ARRAY_LEN(store_sqlite_migrations);

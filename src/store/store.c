@@ -1,0 +1,117 @@
+/*
+ * store.c - the backend-neutral front of store.h: chooses a backend at open
+ * and forwards each call through its vtable.
+ */
+#include "store/store_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int store_open(const char *path, const struct store_options *opt, struct store **out, char *err,
+               size_t errlen)
+{
+    *out = NULL;
+    if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0) {
+        snprintf(err, errlen, "the PostgreSQL backend is not part of this build yet");
+        return -ENOTSUP;
+    }
+    if (strncmp(path, "sqlite:", 7) == 0)
+        path += 7;
+    return store_sqlite_open(path, opt, out, err, errlen);
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+const char *store_errmsg(struct store *s)
+{
+    return s->ops->errmsg(s);
+}
+
+int store_schema_version(struct store *s)
+{
+    return s->ops->schema_version(s);
+}
+
+int store_ping(struct store *s)
+{
+    return s->ops->ping(s);
+}
+
+int store_begin(struct store *s)
+{
+    return s->ops->begin(s);
+}
+
+int store_commit(struct store *s)
+{
+    return s->ops->commit(s);
+}
+
+int store_rollback(struct store *s)
+{
+    return s->ops->rollback(s);
+}
+
+int store_reg_get(struct store *s, const struct reg_kind *k, const char *id,
+                  const struct store_scope *scope, json_t **out)
+{
+    return s->ops->reg_get(s, k, id, scope, out);
+}
+
+int store_reg_insert(struct store *s, const struct reg_kind *k, const json_t *obj)
+{
+    return s->ops->reg_insert(s, k, obj);
+}
+
+int store_reg_update(struct store *s, const struct reg_kind *k, const json_t *obj)
+{
+    return s->ops->reg_update(s, k, obj);
+}
+
+int store_reg_upsert(struct store *s, const struct reg_kind *k, const json_t *obj, int *created)
+{
+    return s->ops->reg_upsert(s, k, obj, created);
+}
+
+int store_reg_delete(struct store *s, const struct reg_kind *k, const char *id)
+{
+    return s->ops->reg_delete(s, k, id);
+}
+
+int store_reg_list(struct store *s, const struct store_query *q, json_t **items, int *more)
+{
+    return s->ops->reg_list(s, q, items, more);
+}
+
+int store_segment_set_light(struct store *s, const char *segment, const char *light,
+                            const char *set_by, const char *reason, int64_t now_ms)
+{
+    return s->ops->segment_set_light(s, segment, light, set_by, reason, now_ms);
+}
+
+int store_token_add(struct store *s, const char *id, const char *party,
+                    const uint8_t hash[TOKEN_HASH_LEN], const char *label, int64_t now_ms)
+{
+    return s->ops->token_add(s, id, party, hash, label, now_ms);
+}
+
+int store_token_lookup(struct store *s, const uint8_t hash[TOKEN_HASH_LEN],
+                       struct store_principal *out)
+{
+    return s->ops->token_lookup(s, hash, out);
+}
+
+int store_token_list(struct store *s, const char *party, json_t **items)
+{
+    return s->ops->token_list(s, party, items);
+}
+
+int store_token_delete(struct store *s, const char *party, const char *id)
+{
+    return s->ops->token_delete(s, party, id);
+}

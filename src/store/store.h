@@ -1,0 +1,115 @@
+/*
+ * store.h - persistence for clsmd behind one interface; SQLite is the
+ * default backend (store_sqlite.c), others plug in through struct store_ops.
+ *
+ * Registry entities travel as jansson objects shaped by the descriptors of
+ * registry.h; no SQL leaves a backend. A store is used by one thread at a
+ * time (the API loop). Functions return 0 or a negative errno:
+ *   -ENOENT  no such entity (or not visible in the given scope)
+ *   -EEXIST  the id, or a unique combination of fields, is taken
+ *   -EBUSY   the entity is still referenced by others
+ *   -EIO     the database failed; store_errmsg() says how
+ * Returned json_t objects are new references owned by the caller.
+ */
+#ifndef CLSM_STORE_H
+#define CLSM_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/token.h"
+#include "registry/registry.h"
+
+struct store;
+
+struct store_options {
+    int synchronous_full; /* 1: fsync at every commit; 0: WAL 'normal' */
+    int busy_timeout_ms;
+};
+
+/* Who is looking: restricts reads to what that party may see. */
+enum store_scope_kind {
+    SCOPE_ALL,      /* everything (admin) */
+    SCOPE_NONE,     /* nothing */
+    SCOPE_FIELD,    /* entities whose 'field' equals the party id */
+    SCOPE_VNB,      /* entities in segments whose VNB is the party */
+    SCOPE_ASSIGNED, /* installations assigned to the party, and their assignments */
+};
+
+struct store_scope {
+    enum store_scope_kind kind;
+    const char *field; /* SCOPE_FIELD */
+    const char *party;
+};
+
+#define STORE_MAX_FILTERS 8
+
+/* A list query: equality filters (a RF_SUBTREE field also matches child
+ * segments), keyset pagination by id, and a scope. */
+struct store_query {
+    const struct reg_kind *kind;
+    struct store_scope scope;
+    struct {
+        const struct reg_field *field;
+        json_t *value; /* borrowed */
+    } filters[STORE_MAX_FILTERS];
+    size_t nfilters;
+    int exact;         /* treat RF_SUBTREE filters as plain equality */
+    const char *after; /* return ids greater than this, or NULL */
+    int limit;         /* 1..1000 */
+};
+
+/* A token's owner, as found by store_token_lookup(). */
+struct store_principal {
+    char party[32];
+    char role[16];
+};
+
+/* Open (creating if needed) the store at 'path' and apply pending
+ * migrations. On failure returns a negative errno and writes a reason to
+ * 'err'. The store is closed with store_close(). */
+int store_open(const char *path, const struct store_options *opt, struct store **out, char *err,
+               size_t errlen);
+void store_close(struct store *s);
+
+/* The last database error message; valid until the next call. */
+const char *store_errmsg(struct store *s);
+
+/* Schema version after migrations. */
+int store_schema_version(struct store *s);
+
+/* Cheap liveness check of the database. */
+int store_ping(struct store *s);
+
+/* Explicit transactions; writes between begin and commit are atomic. Nested
+ * begin is an error (-EBUSY). */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+/* Registry entities. 'obj' must have passed reg_validate(). */
+int store_reg_get(struct store *s, const struct reg_kind *k, const char *id,
+                  const struct store_scope *scope, json_t **out);
+int store_reg_insert(struct store *s, const struct reg_kind *k, const json_t *obj);
+int store_reg_update(struct store *s, const struct reg_kind *k, const json_t *obj);
+/* Insert or update by id; '*created' tells which. */
+int store_reg_upsert(struct store *s, const struct reg_kind *k, const json_t *obj, int *created);
+int store_reg_delete(struct store *s, const struct reg_kind *k, const char *id);
+/* '*items' receives an array; '*more' is set when further items follow the
+ * last one returned. */
+int store_reg_list(struct store *s, const struct store_query *q, json_t **items, int *more);
+
+/* Set a segment's traffic light with who set it, why and when. */
+int store_segment_set_light(struct store *s, const char *segment, const char *light,
+                            const char *set_by, const char *reason, int64_t now_ms);
+
+/* API tokens. Only hashes are stored. */
+int store_token_add(struct store *s, const char *id, const char *party,
+                    const uint8_t hash[TOKEN_HASH_LEN], const char *label, int64_t now_ms);
+int store_token_lookup(struct store *s, const uint8_t hash[TOKEN_HASH_LEN],
+                       struct store_principal *out);
+int store_token_list(struct store *s, const char *party, json_t **items);
+int store_token_delete(struct store *s, const char *party, const char *id);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * store_impl.h - the backend vtable behind store.h. Only store.c and the
+ * backends include this file.
+ *
+ * Each backend allocates a struct that begins with a struct store and sets
+ * 'ops'; store.c forwards every public call to it. Contracts are those of
+ * store.h.
+ */
+#ifndef CLSM_STORE_IMPL_H
+#define CLSM_STORE_IMPL_H
+
+#include "store/store.h"
+
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *s);
+    const char *(*errmsg)(struct store *s);
+    int (*schema_version)(struct store *s);
+    int (*ping)(struct store *s);
+    int (*begin)(struct store *s);
+    int (*commit)(struct store *s);
+    int (*rollback)(struct store *s);
+    int (*reg_get)(struct store *s, const struct reg_kind *k, const char *id,
+                   const struct store_scope *scope, json_t **out);
+    int (*reg_insert)(struct store *s, const struct reg_kind *k, const json_t *obj);
+    int (*reg_update)(struct store *s, const struct reg_kind *k, const json_t *obj);
+    int (*reg_upsert)(struct store *s, const struct reg_kind *k, const json_t *obj,
+                      int *created);
+    int (*reg_delete)(struct store *s, const struct reg_kind *k, const char *id);
+    int (*reg_list)(struct store *s, const struct store_query *q, json_t **items, int *more);
+    int (*segment_set_light)(struct store *s, const char *segment, const char *light,
+                             const char *set_by, const char *reason, int64_t now_ms);
+    int (*token_add)(struct store *s, const char *id, const char *party,
+                     const uint8_t hash[TOKEN_HASH_LEN], const char *label, int64_t now_ms);
+    int (*token_lookup)(struct store *s, const uint8_t hash[TOKEN_HASH_LEN],
+                        struct store_principal *out);
+    int (*token_list)(struct store *s, const char *party, json_t **items);
+    int (*token_delete)(struct store *s, const char *party, const char *id);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/* The SQLite backend's constructor. */
+int store_sqlite_open(const char *path, const struct store_options *opt, struct store **out,
+                      char *err, size_t errlen);
+
+/* Schema migrations of the SQLite backend, applied in order; entry i brings
+ * the schema to version i + 1. */
+extern const char *const store_sqlite_migrations[];
+extern const int store_sqlite_nmigrations;
+
+#endif

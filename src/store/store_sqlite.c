@@ -1,0 +1,807 @@
+/*
+ * store_sqlite.c - the SQLite backend of store.h: WAL journal, foreign keys
+ * on, migrations at open, every statement prepared once and cached.
+ *
+ * SQL for registry entities is built from the descriptors of registry.h, so
+ * that a field added there needs only a migration here. Values are always
+ * bound, never pasted into SQL; the only names pasted are table and column
+ * names from the constant descriptors.
+ */
+#include "store/store_impl.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+#define APPLICATION_ID 0x434c534d /* "CLSM" */
+#define STMT_CACHE 96
+#define SQL_MAX 4096
+
+struct stmt_entry {
+    char *sql;
+    sqlite3_stmt *st;
+    uint64_t used;
+};
+
+struct sq {
+    struct store base;
+    sqlite3 *db;
+    int in_tx;
+    int version;
+    uint64_t tick;
+    char err[512];
+    struct stmt_entry cache[STMT_CACHE];
+};
+
+/* A bounded SQL text builder; overflow is a programming error caught by
+ * tests, reported as -EIO. */
+struct sb {
+    char s[SQL_MAX];
+    size_t n;
+    int overflow;
+};
+
+static void sb_add(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_add(struct sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    int w;
+    if (b->overflow)
+        return;
+    va_start(ap, fmt);
+    w = vsnprintf(b->s + b->n, sizeof b->s - b->n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= sizeof b->s - b->n)
+        b->overflow = 1;
+    else
+        b->n += (size_t)w;
+}
+
+static struct sq *SQ(struct store *s)
+{
+    return (struct sq *)(void *)s;
+}
+
+static int db_fail(struct sq *q, int rc)
+{
+    snprintf(q->err, sizeof q->err, "%s", sqlite3_errmsg(q->db));
+    switch (rc) {
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_UNIQUE:
+        return -EEXIST;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return -EBUSY;
+    case SQLITE_CONSTRAINT_CHECK:
+    case SQLITE_CONSTRAINT_NOTNULL:
+        return -EINVAL;
+    default:
+        LOG(LOG_ERROR, "sqlite error", LOG_I("code", rc), LOG_S("error", q->err));
+        return -EIO;
+    }
+}
+
+/* A prepared statement for 'sql' from the cache (prepared on first use),
+ * reset and with bindings cleared. Returns NULL on error with q->err set. */
+static sqlite3_stmt *prep(struct sq *q, const char *sql)
+{
+    struct stmt_entry *victim = &q->cache[0];
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        struct stmt_entry *e = &q->cache[i];
+        if (e->sql && strcmp(e->sql, sql) == 0) {
+            e->used = ++q->tick;
+            sqlite3_reset(e->st);
+            sqlite3_clear_bindings(e->st);
+            return e->st;
+        }
+        if (e->used < victim->used)
+            victim = e;
+    }
+    if (victim->st) {
+        sqlite3_finalize(victim->st);
+        free(victim->sql);
+        victim->st = NULL;
+        victim->sql = NULL;
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        db_fail(q, rc);
+        LOG(LOG_ERROR, "sqlite prepare failed", LOG_S("error", q->err), LOG_S("sql", sql));
+        return NULL;
+    }
+    victim->sql = strdup(sql);
+    if (victim->sql == NULL) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    victim->st = st;
+    victim->used = ++q->tick;
+    return st;
+}
+
+static int exec(struct sq *q, const char *sql)
+{
+    int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : db_fail(q, rc);
+}
+
+/* Step a statement that returns no rows; 0 or a mapped error. */
+static int step_done(struct sq *q, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? 0 : db_fail(q, sqlite3_extended_errcode(q->db));
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* --- value mapping ------------------------------------------------------- */
+
+static int bind_value(sqlite3_stmt *st, int idx, const struct reg_field *f, const json_t *v)
+{
+    if (v == NULL || json_is_null(v))
+        return sqlite3_bind_null(st, idx);
+    switch (f->type) {
+    case RT_BOOL:
+        return sqlite3_bind_int(st, idx, json_is_true(v));
+    case RT_INT:
+        return sqlite3_bind_int64(st, idx, json_integer_value(v));
+    case RT_TIME: {
+        int64_t ms = 0;
+        if (json_is_string(v) && time_parse_ms(json_string_value(v), &ms) != 0)
+            return SQLITE_MISMATCH;
+        return sqlite3_bind_int64(st, idx, json_is_integer(v) ? json_integer_value(v) : ms);
+    }
+    case RT_ENUMSET: {
+        char buf[512];
+        size_t n = 0, i;
+        json_t *e;
+        buf[0] = '\0';
+        json_array_foreach(v, i, e)
+        {
+            int w = snprintf(buf + n, sizeof buf - n, "%s%s", i ? "," : "", json_string_value(e));
+            if (w < 0 || (size_t)w >= sizeof buf - n)
+                return SQLITE_TOOBIG;
+            n += (size_t)w;
+        }
+        return sqlite3_bind_text(st, idx, buf, (int)n, SQLITE_TRANSIENT);
+    }
+    default:
+        return sqlite3_bind_text(st, idx, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_STATIC);
+    }
+}
+
+static json_t *column_value(sqlite3_stmt *st, int col, const struct reg_field *f)
+{
+    char tbuf[40];
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return json_null();
+    switch (f->type) {
+    case RT_BOOL:
+        return json_boolean(sqlite3_column_int(st, col));
+    case RT_INT:
+        return json_integer(sqlite3_column_int64(st, col));
+    case RT_TIME:
+        return json_string(time_format_ms(sqlite3_column_int64(st, col), tbuf, sizeof tbuf));
+    case RT_ENUMSET: {
+        json_t *a = json_array();
+        const char *p = (const char *)sqlite3_column_text(st, col);
+        while (p && *p) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            json_array_append_new(a, json_stringn(p, n));
+            p = c ? c + 1 : NULL;
+        }
+        return a;
+    }
+    default:
+        return json_stringn((const char *)sqlite3_column_text(st, col),
+                            (size_t)sqlite3_column_bytes(st, col));
+    }
+}
+
+static json_t *row_object(sqlite3_stmt *st, const struct reg_kind *k)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < k->nfields; i++)
+        json_object_set_new(o, k->fields[i].name, column_value(st, (int)i, &k->fields[i]));
+    return o;
+}
+
+static int writable(const struct reg_field *f)
+{
+    return !(f->flags & (RF_READONLY | RF_SERVER));
+}
+
+static void select_cols(struct sb *b, const struct reg_kind *k)
+{
+    sb_add(b, "SELECT ");
+    for (size_t i = 0; i < k->nfields; i++)
+        sb_add(b, "%st.%s", i ? ", " : "", k->fields[i].name);
+    sb_add(b, " FROM %s t WHERE 1=1", k->plural);
+}
+
+/* The scope as a WHERE clause; returns the number of party parameters it
+ * uses (0 or 1), which are bound next. */
+static int scope_sql(struct sb *b, const struct reg_kind *k, const struct store_scope *sc)
+{
+    switch (sc->kind) {
+    case SCOPE_ALL:
+        return 0;
+    case SCOPE_FIELD:
+        if (reg_field(k, sc->field) == NULL)
+            break;
+        sb_add(b, " AND t.%s = ?", sc->field);
+        return 1;
+    case SCOPE_VNB:
+        if (k->id == REG_SEGMENT) {
+            sb_add(b, " AND t.vnb = ?");
+            return 1;
+        }
+        if (k->id == REG_INSTALLATION || k->id == REG_SMGW) {
+            sb_add(b, " AND t.segment IN (SELECT id FROM segments WHERE vnb = ?)");
+            return 1;
+        }
+        if (k->id == REG_ASSIGNMENT) {
+            sb_add(b, " AND t.installation IN (SELECT i.id FROM installations i"
+                      " JOIN segments s ON s.id = i.segment WHERE s.vnb = ?)");
+            return 1;
+        }
+        break;
+    case SCOPE_ASSIGNED:
+        if (k->id == REG_INSTALLATION) {
+            sb_add(b, " AND t.id IN (SELECT installation FROM assignments WHERE party = ?)");
+            return 1;
+        }
+        if (k->id == REG_ASSIGNMENT) {
+            sb_add(b, " AND t.party = ?");
+            return 1;
+        }
+        break;
+    case SCOPE_NONE:
+        break;
+    }
+    sb_add(b, " AND 0");
+    return 0;
+}
+
+/* --- registry -------------------------------------------------------------- */
+
+static int sq_reg_get(struct store *s, const struct reg_kind *k, const char *id,
+                      const struct store_scope *scope, json_t **out)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    sqlite3_stmt *st;
+    int np, rc;
+
+    *out = NULL;
+    select_cols(&b, k);
+    sb_add(&b, " AND t.id = ?");
+    np = scope_sql(&b, k, scope);
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (np)
+        sqlite3_bind_text(st, 2, scope->party, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = row_object(st, k);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = -ENOENT;
+    } else {
+        rc = db_fail(q, sqlite3_extended_errcode(q->db));
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Bind the writable fields of 'obj' from parameter 1 on, then the time
+ * stamps; returns the next free parameter index. */
+static int bind_writable(sqlite3_stmt *st, const struct reg_kind *k, const json_t *obj,
+                         int64_t now, int with_created)
+{
+    int idx = 1;
+    for (size_t i = 0; i < k->nfields; i++) {
+        const struct reg_field *f = &k->fields[i];
+        if (!writable(f))
+            continue;
+        if (bind_value(st, idx++, f, json_object_get(obj, f->name)) != SQLITE_OK)
+            return -1;
+    }
+    if (with_created)
+        sqlite3_bind_int64(st, idx++, now);
+    sqlite3_bind_int64(st, idx++, now);
+    return idx;
+}
+
+static void insert_sql(struct sb *b, const struct reg_kind *k)
+{
+    int n = 0;
+    sb_add(b, "INSERT INTO %s (", k->plural);
+    for (size_t i = 0; i < k->nfields; i++)
+        if (writable(&k->fields[i]))
+            sb_add(b, "%s%s", n++ ? ", " : "", k->fields[i].name);
+    sb_add(b, ", created_at, updated_at) VALUES (");
+    for (int i = 0; i < n + 2; i++)
+        sb_add(b, "%s?", i ? ", " : "");
+    sb_add(b, ")");
+}
+
+static int sq_reg_insert(struct store *s, const struct reg_kind *k, const json_t *obj)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    sqlite3_stmt *st;
+
+    insert_sql(&b, k);
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    if (bind_writable(st, k, obj, time_now_ms(), 1) < 0)
+        return -EINVAL;
+    return step_done(q, st);
+}
+
+static int sq_reg_update(struct store *s, const struct reg_kind *k, const json_t *obj)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    sqlite3_stmt *st;
+    int n = 0, idx, rc;
+
+    sb_add(&b, "UPDATE %s SET ", k->plural);
+    for (size_t i = 0; i < k->nfields; i++)
+        if (writable(&k->fields[i]))
+            sb_add(&b, "%s%s = ?", n++ ? ", " : "", k->fields[i].name);
+    sb_add(&b, ", updated_at = ? WHERE id = ?");
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    idx = bind_writable(st, k, obj, time_now_ms(), 0);
+    if (idx < 0)
+        return -EINVAL;
+    sqlite3_bind_text(st, idx, json_string_value(json_object_get(obj, "id")), -1, SQLITE_STATIC);
+    rc = step_done(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+static int sq_reg_upsert(struct store *s, const struct reg_kind *k, const json_t *obj,
+                         int *created)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    struct store_scope all = {SCOPE_ALL, NULL, NULL};
+    sqlite3_stmt *st;
+    json_t *cur = NULL;
+    int n = 0;
+
+    int rc = sq_reg_get(s, k, json_string_value(json_object_get(obj, "id")), &all, &cur);
+    if (rc != 0 && rc != -ENOENT)
+        return rc;
+    json_decref(cur);
+    *created = rc == -ENOENT;
+    insert_sql(&b, k);
+    sb_add(&b, " ON CONFLICT (id) DO UPDATE SET ");
+    for (size_t i = 0; i < k->nfields; i++)
+        if (writable(&k->fields[i]) && !(k->fields[i].flags & RF_KEY))
+            sb_add(&b, "%s%s = excluded.%s", n++ ? ", " : "", k->fields[i].name,
+                   k->fields[i].name);
+    sb_add(&b, ", updated_at = excluded.updated_at");
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    if (bind_writable(st, k, obj, time_now_ms(), 1) < 0)
+        return -EINVAL;
+    return step_done(q, st);
+}
+
+static int sq_reg_delete(struct store *s, const struct reg_kind *k, const char *id)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    sqlite3_stmt *st;
+    int rc;
+
+    sb_add(&b, "DELETE FROM %s WHERE id = ?", k->plural);
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = step_done(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+static int sq_reg_list(struct store *s, const struct store_query *qu, json_t **items, int *more)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    const struct reg_kind *k = qu->kind;
+    sqlite3_stmt *st;
+    int np, idx = 1, rc, count = 0;
+
+    *items = NULL;
+    *more = 0;
+    select_cols(&b, k);
+    np = scope_sql(&b, k, &qu->scope);
+    for (size_t i = 0; i < qu->nfilters; i++) {
+        const struct reg_field *f = qu->filters[i].field;
+        if (json_is_null(qu->filters[i].value))
+            sb_add(&b, " AND t.%s IS NULL", f->name);
+        else if ((f->flags & RF_SUBTREE) && !qu->exact)
+            sb_add(&b,
+                   " AND t.%s IN (WITH RECURSIVE sub(id) AS (SELECT ? UNION"
+                   " SELECT s.id FROM segments s JOIN sub ON s.parent = sub.id)"
+                   " SELECT id FROM sub)",
+                   f->name);
+        else
+            sb_add(&b, " AND t.%s = ?", f->name);
+    }
+    if (qu->after)
+        sb_add(&b, " AND t.id > ?");
+    sb_add(&b, " ORDER BY t.id LIMIT ?");
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    if (np)
+        sqlite3_bind_text(st, idx++, qu->scope.party, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < qu->nfilters; i++)
+        if (!json_is_null(qu->filters[i].value))
+            bind_value(st, idx++, qu->filters[i].field, qu->filters[i].value);
+    if (qu->after)
+        sqlite3_bind_text(st, idx++, qu->after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, idx, qu->limit + 1);
+
+    json_t *arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count++ == qu->limit) {
+            *more = 1;
+            break;
+        }
+        json_array_append_new(arr, row_object(st, k));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = db_fail(q, sqlite3_extended_errcode(q->db));
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *items = arr;
+    return 0;
+}
+
+static int sq_segment_set_light(struct store *s, const char *segment, const char *light,
+                                const char *set_by, const char *reason, int64_t now_ms)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "UPDATE segments SET traffic_light = ?2, light_since = ?3,"
+                               " light_set_by = ?4, light_reason = ?5 WHERE id = ?1");
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, segment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, light, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_ms);
+    sqlite3_bind_text(st, 4, set_by, -1, SQLITE_STATIC);
+    if (reason)
+        sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+    rc = step_done(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+/* --- tokens ------------------------------------------------------------------ */
+
+static int sq_token_add(struct store *s, const char *id, const char *party,
+                        const uint8_t hash[TOKEN_HASH_LEN], const char *label, int64_t now_ms)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "INSERT INTO tokens (id, party, hash, label, created_at)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, party, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, hash, TOKEN_HASH_LEN, SQLITE_STATIC);
+    if (label)
+        sqlite3_bind_text(st, 4, label, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms);
+    return step_done(q, st);
+}
+
+static int sq_token_lookup(struct store *s, const uint8_t hash[TOKEN_HASH_LEN],
+                           struct store_principal *out)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "SELECT t.party, p.role FROM tokens t"
+                               " JOIN parties p ON p.id = t.party WHERE t.hash = ?1");
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_blob(st, 1, hash, TOKEN_HASH_LEN, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        str_copy(out->party, sizeof out->party, (const char *)sqlite3_column_text(st, 0));
+        str_copy(out->role, sizeof out->role, (const char *)sqlite3_column_text(st, 1));
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? -ENOENT : db_fail(q, sqlite3_extended_errcode(q->db));
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_token_list(struct store *s, const char *party, json_t **items)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "SELECT id, label, created_at FROM tokens WHERE party = ?1"
+                               " ORDER BY created_at, id");
+    char tbuf[40];
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, party, -1, SQLITE_STATIC);
+    json_t *arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *label = (const char *)sqlite3_column_text(st, 1);
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:o, s:s}", "id", (const char *)sqlite3_column_text(st, 0),
+                           "party", party, "label", label ? json_string(label) : json_null(),
+                           "created_at",
+                           time_format_ms(sqlite3_column_int64(st, 2), tbuf, sizeof tbuf)));
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_fail(q, sqlite3_extended_errcode(q->db));
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *items = arr;
+    return 0;
+}
+
+static int sq_token_delete(struct store *s, const char *party, const char *id)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "DELETE FROM tokens WHERE party = ?1 AND id = ?2");
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, party, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = step_done(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+/* --- transactions and life cycle ------------------------------------------ */
+
+static int sq_begin(struct store *s)
+{
+    struct sq *q = SQ(s);
+    if (q->in_tx)
+        return -EBUSY;
+    int rc = exec(q, "BEGIN IMMEDIATE");
+    if (rc == 0)
+        q->in_tx = 1;
+    return rc;
+}
+
+static int sq_commit(struct store *s)
+{
+    struct sq *q = SQ(s);
+    int rc = exec(q, "COMMIT");
+    if (rc == 0 || sqlite3_get_autocommit(q->db))
+        q->in_tx = 0;
+    return rc;
+}
+
+static int sq_rollback(struct store *s)
+{
+    struct sq *q = SQ(s);
+    int rc = sqlite3_get_autocommit(q->db) ? 0 : exec(q, "ROLLBACK");
+    q->in_tx = 0;
+    return rc;
+}
+
+static const char *sq_errmsg(struct store *s)
+{
+    return SQ(s)->err;
+}
+
+static int sq_schema_version(struct store *s)
+{
+    return SQ(s)->version;
+}
+
+static int sq_ping(struct store *s)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "SELECT 1");
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    rc = sqlite3_step(st) == SQLITE_ROW ? 0 : db_fail(q, sqlite3_extended_errcode(q->db));
+    sqlite3_reset(st);
+    return rc;
+}
+
+static void sq_close(struct store *s)
+{
+    struct sq *q = SQ(s);
+    for (size_t i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(q->cache[i].st);
+        free(q->cache[i].sql);
+    }
+    if (q->db) {
+        if (!sqlite3_get_autocommit(q->db))
+            sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(q->db);
+    }
+    free(q);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .schema_version = sq_schema_version,
+    .ping = sq_ping,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .reg_get = sq_reg_get,
+    .reg_insert = sq_reg_insert,
+    .reg_update = sq_reg_update,
+    .reg_upsert = sq_reg_upsert,
+    .reg_delete = sq_reg_delete,
+    .reg_list = sq_reg_list,
+    .segment_set_light = sq_segment_set_light,
+    .token_add = sq_token_add,
+    .token_lookup = sq_token_lookup,
+    .token_list = sq_token_list,
+    .token_delete = sq_token_delete,
+};
+
+/* mkdir -p of the directory holding 'path'. */
+static int make_parent_dirs(const char *path)
+{
+    char dir[1024];
+    if (str_copy(dir, sizeof dir, path) != 0)
+        return -ENAMETOOLONG;
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int pragma_int(struct sq *q, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(q, rc);
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(q, rc);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(struct sq *q, char *err, size_t errlen)
+{
+    int rc = exec(q, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                     " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
+    if (rc == 0)
+        rc = pragma_int(q, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                        &q->version);
+    if (rc != 0) {
+        snprintf(err, errlen, "reading the schema version: %s", q->err);
+        return rc;
+    }
+    if (q->version > store_sqlite_nmigrations) {
+        snprintf(err, errlen, "database schema version %d is newer than this clsmd knows (%d)",
+                 q->version, store_sqlite_nmigrations);
+        return -EPROTO;
+    }
+    while (q->version < store_sqlite_nmigrations) {
+        char sql[160];
+        int v = q->version + 1;
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO schema_migrations VALUES (%d, %lld); PRAGMA application_id = %d", v,
+                 (long long)time_now_ms(), APPLICATION_ID);
+        if ((rc = exec(q, "BEGIN IMMEDIATE")) != 0 ||
+            (rc = exec(q, store_sqlite_migrations[v - 1])) != 0 || (rc = exec(q, sql)) != 0 ||
+            (rc = exec(q, "COMMIT")) != 0) {
+            snprintf(err, errlen, "migration %d failed: %s", v, q->err);
+            sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        q->version = v;
+        LOG(LOG_INFO, "store migrated", LOG_I("version", v));
+    }
+    return 0;
+}
+
+static int configure(struct sq *q, const struct store_options *opt, char *err, size_t errlen)
+{
+    int appid = 0, rc;
+    char sql[128];
+
+    sqlite3_extended_result_codes(q->db, 1);
+    sqlite3_busy_timeout(q->db, opt->busy_timeout_ms);
+    if ((rc = pragma_int(q, "PRAGMA application_id", &appid)) != 0) {
+        snprintf(err, errlen, "%s", q->err);
+        return rc;
+    }
+    if (appid != 0 && appid != APPLICATION_ID) {
+        snprintf(err, errlen, "not a clsm database (application_id %d)", appid);
+        return -EPROTO;
+    }
+    snprintf(sql, sizeof sql, "PRAGMA synchronous = %s", opt->synchronous_full ? "FULL" : "NORMAL");
+    if ((rc = exec(q, "PRAGMA journal_mode = WAL")) != 0 || (rc = exec(q, sql)) != 0 ||
+        (rc = exec(q, "PRAGMA foreign_keys = ON")) != 0 ||
+        (rc = exec(q, "PRAGMA trusted_schema = OFF")) != 0) {
+        snprintf(err, errlen, "%s", q->err);
+        return rc;
+    }
+    return migrate(q, err, errlen);
+}
+
+int store_sqlite_open(const char *path, const struct store_options *opt, struct store **out,
+                      char *err, size_t errlen)
+{
+    struct sq *q = calloc(1, sizeof *q);
+    int rc;
+
+    *out = NULL;
+    if (q == NULL)
+        return -ENOMEM;
+    q->base.ops = &sqlite_ops;
+    if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0 &&
+        (rc = make_parent_dirs(path)) != 0) {
+        snprintf(err, errlen, "creating the directory of %s: %s", path, strerror(-rc));
+        free(q);
+        return rc;
+    }
+    rc = sqlite3_open_v2(path, &q->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                             SQLITE_OPEN_URI,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "opening %s: %s", path,
+                 q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        sq_close(&q->base);
+        return -EIO;
+    }
+    rc = configure(q, opt, err, errlen);
+    if (rc != 0) {
+        sq_close(&q->base);
+        return rc;
+    }
+    *out = &q->base;
+    return 0;
+}
