@@ -28,15 +28,14 @@ struct clsmd {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: clsmd [--config FILE] [--set KEY=VALUE]... [--check-config]\n"
-            "       clsmd --help-config | --list-routes | --version\n"
-            "\n"
-            "  --config FILE    read options from an INI file\n"
-            "  --set KEY=VALUE  set one option (after the file and CLSM_* variables)\n"
-            "  --check-config   print the effective configuration and exit\n"
-            "  --help-config    print the reference of all options and exit\n"
-            "  --list-routes    print the API routes and exit\n");
+    fprintf(out, "usage: clsmd [--config FILE] [--set KEY=VALUE]... [--check-config]\n"
+                 "       clsmd --help-config | --list-routes | --version\n"
+                 "\n"
+                 "  --config FILE    read options from an INI file\n"
+                 "  --set KEY=VALUE  set one option (after the file and CLSM_* variables)\n"
+                 "  --check-config   print the effective configuration and exit\n"
+                 "  --help-config    print the reference of all options and exit\n"
+                 "  --list-routes    print the API routes and exit\n");
 }
 
 static void warn_env(const char *name, void *arg)
@@ -44,8 +43,7 @@ static void warn_env(const char *name, void *arg)
     (void)arg;
     static const char *const client_vars[] = {"CLSM_URL", "CLSM_TOKEN", NULL};
     for (int i = 0; client_vars[i]; i++)
-        if (strncmp(name, client_vars[i], strlen(client_vars[i])) == 0 &&
-            name[strlen(client_vars[i])] == '=')
+        if (strcmp(name, client_vars[i]) == 0)
             return;
     LOG(LOG_WARN, "ignoring unknown environment variable", LOG_S("name", name));
 }

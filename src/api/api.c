@@ -22,13 +22,15 @@ static void h_metrics(struct api_call *c);
 static void h_me(struct api_call *c);
 
 /* The six routes of one registry kind. */
-#define REG_ROUTES(plural, kind)                                                                   \
-    {"GET", "/v1/" plural, api__reg_list, AUTH_ANY, BODY_NONE, kind},                              \
-        {"POST", "/v1/" plural, api__reg_create, AUTH_ADMIN, BODY_JSON, kind},                     \
-        {"GET", "/v1/" plural "/{id}", api__reg_get, AUTH_ANY, BODY_NONE, kind},                   \
-        {"PUT", "/v1/" plural "/{id}", api__reg_replace, AUTH_ADMIN, BODY_JSON, kind},             \
-        {"PATCH", "/v1/" plural "/{id}", api__reg_patch, AUTH_ADMIN, BODY_JSON, kind},             \
-        {"DELETE", "/v1/" plural "/{id}", api__reg_delete, AUTH_ADMIN, BODY_NONE, kind}
+#define REG_ROUTES(plural, kind)                                                       \
+    {"GET", "/v1/" plural, api__reg_list, AUTH_ANY, BODY_NONE, kind},                  \
+        {"POST", "/v1/" plural, api__reg_create, AUTH_ADMIN, BODY_JSON, kind},         \
+        {"GET", "/v1/" plural "/{id}", api__reg_get, AUTH_ANY, BODY_NONE, kind},       \
+        {"PUT", "/v1/" plural "/{id}", api__reg_replace, AUTH_ADMIN, BODY_JSON, kind}, \
+        {"PATCH", "/v1/" plural "/{id}", api__reg_patch, AUTH_ADMIN, BODY_JSON, kind}, \
+    {                                                                                  \
+        "DELETE", "/v1/" plural "/{id}", api__reg_delete, AUTH_ADMIN, BODY_NONE, kind  \
+    }
 
 static const struct api_route routes[] = {
     {"GET", "/healthz", h_healthz, AUTH_NONE, BODY_NONE, -1},
@@ -166,8 +168,7 @@ int api__check_query(struct api_call *c, const char *const *allowed, const struc
             ok = f && (f->flags & RF_FILTER);
         }
         if (!ok) {
-            api__problem(c, 400, "unknown-parameter", n, NULL,
-                         "unknown query parameter \"%s\"", n);
+            api__problem(c, 400, "unknown-parameter", n, NULL, "unknown query parameter \"%s\"", n);
             return -1;
         }
     }
@@ -178,8 +179,8 @@ struct store_scope api__scope(const struct api_call *c, const struct reg_kind *k
 {
     struct store_scope sc = {SCOPE_NONE, NULL, c->who.party};
     const char *role = c->who.role;
-    int market = strcmp(role, "lf") == 0 || strcmp(role, "aggregator") == 0 ||
-                 strcmp(role, "msb") == 0;
+    int market =
+        strcmp(role, "lf") == 0 || strcmp(role, "aggregator") == 0 || strcmp(role, "msb") == 0;
 
     if (c->who.admin) {
         sc.kind = SCOPE_ALL;
@@ -312,9 +313,9 @@ static int find_route(const char *method, const char *path, char params[][API_PA
         if (strcmp(routes[i].method, method) == 0)
             return (int)i;
         path_seen = 1;
-        an += (size_t)snprintf(allow + an, allowlen - an, "%s%s%s", an ? ", " : "",
-                               routes[i].method,
-                               strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+        an +=
+            (size_t)snprintf(allow + an, allowlen - an, "%s%s%s", an ? ", " : "", routes[i].method,
+                             strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
         if (an >= allowlen)
             an = allowlen - 1;
     }
@@ -347,8 +348,8 @@ static int parse_query(struct api_call *c)
             char *value = c->querybuf + used;
             int v = eq ? http_unescape(eq + 1, len - nl - 1, value, 1) : (value[0] = '\0', 0);
             if (v < 0) {
-                api__problem(c, 400, "malformed-query", name, NULL,
-                             "malformed value of \"%s\"", name);
+                api__problem(c, 400, "malformed-query", name, NULL, "malformed value of \"%s\"",
+                             name);
                 return -1;
             }
             used += (size_t)v + 1;
@@ -436,8 +437,8 @@ static void on_done(void *arg, struct http_request *req, int status, int64_t dur
             LOG_S("peer", http_req_peer(req)));
     else
         LOG(LOG_DEBUG, "api request", LOG_S("method", http_req_method(req)),
-            LOG_S("path", http_req_path(req)), LOG_I("status", status),
-            LOG_I("us", duration_us), LOG_S("peer", http_req_peer(req)));
+            LOG_S("path", http_req_path(req)), LOG_I("status", status), LOG_I("us", duration_us),
+            LOG_S("peer", http_req_peer(req)));
 }
 
 /* --- operational endpoints -------------------------------------------------- */
@@ -445,8 +446,8 @@ static void on_done(void *arg, struct http_request *req, int status, int64_t dur
 static void h_healthz(struct api_call *c)
 {
     api__json(c, 200,
-               json_pack("{s:s, s:s, s:I}", "status", "ok", "version", CLSM_VERSION, "uptime_s",
-                         (json_int_t)((time_now_ms() - c->api->started_ms) / 1000)));
+              json_pack("{s:s, s:s, s:I}", "status", "ok", "version", CLSM_VERSION, "uptime_s",
+                        (json_int_t)((time_now_ms() - c->api->started_ms) / 1000)));
 }
 
 static void h_readyz(struct api_call *c)
@@ -455,8 +456,9 @@ static void h_readyz(struct api_call *c)
         api__problem(c, 503, "store-unavailable", NULL, NULL, "the store does not answer");
         return;
     }
-    api__json(c, 200, json_pack("{s:s, s:i}", "status", "ready", "schema_version",
-                                store_schema_version(c->api->store)));
+    api__json(c, 200,
+              json_pack("{s:s, s:i}", "status", "ready", "schema_version",
+                        store_schema_version(c->api->store)));
 }
 
 static void h_metrics(struct api_call *c)

@@ -16,7 +16,7 @@
 #include "registry/registry.h"
 
 #define API_MAX_PARAMS 3
-#define API_PARAM_MAX 128
+#define API_PARAM_MAX  128
 
 struct api {
     struct event_base *base;
@@ -55,7 +55,7 @@ struct api_call {
     struct api *api;
     struct http_request *req;
     const struct api_route *route;
-    const struct reg_kind *kind; /* route->kind resolved, or NULL */
+    const struct reg_kind *kind;                /* route->kind resolved, or NULL */
     char params[API_MAX_PARAMS][API_PARAM_MAX]; /* decoded {…} path parts */
     struct principal who;
     struct {

@@ -15,19 +15,22 @@
 #include "registry/import.h"
 
 #define LIST_DEFAULT 100
-#define LIST_MAX 1000
+#define LIST_MAX     1000
 
 static void reply_reg_error(struct api_call *c, const struct reg_error *err)
 {
-    api__problem(c, err->status, err->status == 404 ? "not-found" : "validation", NULL,
-                 err->pointer, "%s%s%s", err->pointer[0] ? err->pointer + 1 : "",
+    api__problem(c, err->status,
+                 err->status == 404   ? "not-found"
+                 : err->status == 409 ? "conflict"
+                                      : "validation",
+                 NULL, err->pointer, "%s%s%s", err->pointer[0] ? err->pointer + 1 : "",
                  err->pointer[0] ? ": " : "", err->detail);
 }
 
 static void reply_store_error(struct api_call *c, int rc)
 {
-    api__problem(c, rc == -EBUSY ? 409 : 503, rc == -EBUSY ? "conflict" : "store-unavailable",
-                 NULL, NULL, "%s",
+    api__problem(c, rc == -EBUSY ? 409 : 503, rc == -EBUSY ? "conflict" : "store-unavailable", NULL,
+                 NULL, "%s",
                  rc == -EBUSY ? "the change conflicts with other entities"
                               : "the store failed; nothing was changed");
 }
@@ -112,9 +115,8 @@ void api__reg_list(struct api_call *c)
     }
     json_t *next = json_null();
     if (more && json_array_size(items) > 0) {
-        const char *last =
-            json_string_value(json_object_get(json_array_get(items, json_array_size(items) - 1),
-                                              "id"));
+        const char *last = json_string_value(
+            json_object_get(json_array_get(items, json_array_size(items) - 1), "id"));
         char enc[200];
         b64url_encode((const uint8_t *)last, strlen(last), enc, sizeof enc);
         next = json_string(enc);
@@ -166,13 +168,15 @@ static void reply_stored(struct api_call *c, int status, const char *id)
     api__json(c, status, obj);
 }
 
-static void reply_conflict(struct api_call *c, const json_t *obj)
+/* -EEXIST from the store: on create the id may be taken; otherwise (and on
+ * every update) a unique combination of fields is. */
+static void reply_conflict(struct api_call *c, const json_t *obj, int creating)
 {
     struct store_scope all = {SCOPE_ALL, NULL, NULL};
     const char *id = json_string_value(json_object_get(obj, "id"));
     json_t *cur = NULL;
 
-    if (store_reg_get(c->api->store, c->kind, id, &all, &cur) == 0) {
+    if (creating && store_reg_get(c->api->store, c->kind, id, &all, &cur) == 0) {
         json_decref(cur);
         api__problem(c, 409, "conflict", NULL, "/id", "a %s with id \"%s\" already exists",
                      c->kind->name, id);
@@ -182,8 +186,7 @@ static void reply_conflict(struct api_call *c, const json_t *obj)
     char ptr[64];
     snprintf(ptr, sizeof ptr, "/%s", u ? u[0] : "id");
     api__problem(c, 409, "conflict", NULL, ptr, "another %s already has the same %s%s%s",
-                 c->kind->name, u ? u[0] : "key", u && u[1] ? " and " : "",
-                 u && u[1] ? u[1] : "");
+                 c->kind->name, u ? u[0] : "key", u && u[1] ? " and " : "", u && u[1] ? u[1] : "");
 }
 
 void api__reg_create(struct api_call *c)
@@ -202,7 +205,7 @@ void api__reg_create(struct api_call *c)
     }
     rc = store_reg_insert(c->api->store, c->kind, obj);
     if (rc == -EEXIST)
-        reply_conflict(c, obj);
+        reply_conflict(c, obj, 1);
     else if (rc != 0)
         reply_store_error(c, rc);
     else {
@@ -237,13 +240,14 @@ static void update(struct api_call *c, int patch)
         goto out;
     }
     reg_lookup_store(&lk, c->api->store);
-    if (reg_validate(c->kind, body, cur, c->params[0], patch, &lk, &obj, &err) != 0) {
+    if (reg_validate(c->kind, body, cur, c->params[0], patch, &lk, &obj, &err) != 0 ||
+        reg_check_referrers(c->api->store, c->kind, obj, &err) != 0) {
         reply_reg_error(c, &err);
         goto out;
     }
     rc = store_reg_update(c->api->store, c->kind, obj);
     if (rc == -EEXIST)
-        reply_conflict(c, obj);
+        reply_conflict(c, obj, 0);
     else if (rc != 0)
         reply_store_error(c, rc);
     else {
@@ -289,8 +293,8 @@ static void reply_referenced(struct api_call *c)
             json_decref(v);
             if (rc == 0 && json_array_size(items) > 0) {
                 api__problem(c, 409, "conflict", NULL, NULL,
-                             "%s \"%s\" is still referenced by %s \"%s\" (field %s)",
-                             c->kind->name, c->params[0], reg_kinds[k].name,
+                             "%s \"%s\" is still referenced by %s \"%s\" (field %s)", c->kind->name,
+                             c->params[0], reg_kinds[k].name,
                              json_string_value(json_object_get(json_array_get(items, 0), "id")),
                              fd->name);
                 json_decref(items);
@@ -299,8 +303,8 @@ static void reply_referenced(struct api_call *c)
             json_decref(items);
         }
     }
-    api__problem(c, 409, "conflict", NULL, NULL, "%s \"%s\" is still referenced",
-                 c->kind->name, c->params[0]);
+    api__problem(c, 409, "conflict", NULL, NULL, "%s \"%s\" is still referenced", c->kind->name,
+                 c->params[0]);
 }
 
 void api__reg_delete(struct api_call *c)
@@ -449,16 +453,15 @@ void api__token_create(struct api_call *c)
     int64_t now = time_now_ms();
     int rc;
 
-    if (api__check_query(c, NULL, NULL) != 0 || party_exists(c) != 0 ||
-        api__body(c, 1, &body) != 0)
+    if (api__check_query(c, NULL, NULL) != 0 || party_exists(c) != 0 || api__body(c, 1, &body) != 0)
         return;
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "label") != 0 || !json_is_string(v) || json_string_length(v) > 100) {
-            api__problem(c, 422, "validation", NULL, strcmp(key, "label") == 0 ? "/label" : "/",
-                         "%s", strcmp(key, "label") == 0
-                                   ? "label must be a string of at most 100 characters"
-                                   : "only \"label\" may be given");
+            api__problem(
+                c, 422, "validation", NULL, strcmp(key, "label") == 0 ? "/label" : "/", "%s",
+                strcmp(key, "label") == 0 ? "label must be a string of at most 100 characters"
+                                          : "only \"label\" may be given");
             goto out;
         }
         label = v;
@@ -502,12 +505,13 @@ void api__token_delete(struct api_call *c)
         return;
     rc = store_token_delete(c->api->store, c->params[0], c->params[1]);
     if (rc == -ENOENT)
-        api__problem(c, 404, "not-found", NULL, NULL, "party %s has no token \"%s\"",
-                     c->params[0], c->params[1]);
+        api__problem(c, 404, "not-found", NULL, NULL, "party %s has no token \"%s\"", c->params[0],
+                     c->params[1]);
     else if (rc != 0)
         reply_store_error(c, rc);
     else {
-        LOG(LOG_INFO, "token revoked", LOG_S("party", c->params[0]), LOG_S("token_id", c->params[1]));
+        LOG(LOG_INFO, "token revoked", LOG_S("party", c->params[0]),
+            LOG_S("token_id", c->params[1]));
         api__json(c, 204, NULL);
     }
 }

@@ -25,11 +25,11 @@
 
 #include "common/log.h"
 
-#define MAX_LISTENERS 4
-#define MAX_RSP_HEADERS 16
-#define LINGER_S 2
+#define MAX_LISTENERS    4
+#define MAX_RSP_HEADERS  16
+#define LINGER_S         2
 #define LINGER_MAX_BYTES (1 << 20)
-#define WRITE_TIMEOUT_S 30
+#define WRITE_TIMEOUT_S  30
 
 enum conn_state {
     CS_HEAD,    /* waiting for (more of) a request head */
@@ -472,8 +472,8 @@ void http_reply_problem(struct http_request *req, int status, const char *type_s
 {
     char type[96];
     snprintf(type, sizeof type, "urn:clsm:problem:%s", type_slug);
-    json_t *p = json_pack("{s:s, s:s, s:i}", "type", type, "title", http_reason(status),
-                          "status", status);
+    json_t *p =
+        json_pack("{s:s, s:s, s:i}", "type", type, "title", http_reason(status), "status", status);
     if (detail)
         json_object_set_new(p, "detail", json_string(detail));
     char *s = json_dumps(p, JSON_COMPACT);
@@ -515,6 +515,12 @@ static void conn_kill(struct http_conn *c)
     struct http_server *srv = c->srv;
     if (c->state == CS_DEAD)
         return;
+    /* A request still being read is ours; one in a handler's hands is
+     * orphaned and freed by its http_reply(). */
+    if (c->req && c->state != CS_HANDLE) {
+        request_free(c->req);
+        c->req = NULL;
+    }
     c->state = CS_DEAD;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -614,8 +620,7 @@ static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
     req->headbuf[hl] = '\0';
     int rc = http_parse_head(req->headbuf, hl, &req->head, &why);
     if (rc != 0) {
-        if (req->head.method == NULL)
-            req->head.minor = 1;
+        req->head.minor = 1; /* errors are answered in our own version */
         conn_fail(c, rc, why);
         return -1;
     }
@@ -628,7 +633,10 @@ static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
     }
     if (req->head.content_length > limit) {
         char msg[96];
-        snprintf(msg, sizeof msg, "the body may have at most %lld bytes", limit);
+        if (limit == 0)
+            snprintf(msg, sizeof msg, "this request takes no body");
+        else
+            snprintf(msg, sizeof msg, "the body may have at most %lld bytes", limit);
         conn_fail(c, 413, msg);
         return -1;
     }
@@ -768,12 +776,16 @@ static void peer_name(const struct sockaddr *sa, char *buf, size_t len)
 
 static void refuse_busy(evutil_socket_t fd)
 {
-    static const char busy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 116\r\n\r\n"
+    static const char body[] =
         "{\"type\":\"urn:clsm:problem:http\",\"title\":\"Service Unavailable\",\"status\":503,"
         "\"detail\":\"too many open connections\"}";
-    ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    char msg[512];
+    int n =
+        snprintf(msg, sizeof msg,
+                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+                 "Retry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 sizeof body - 1, body);
+    ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     evutil_closesocket(fd);
 }
@@ -868,8 +880,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
     return srv;
 }
 
-int http_server_listen(struct http_server *srv, const struct hostport *addr,
-                       struct hostport *bound)
+int http_server_listen(struct http_server *srv, const struct hostport *addr, struct hostport *bound)
 {
     struct addrinfo hints, *res = NULL, *ai;
     char port[16];
@@ -891,15 +902,14 @@ int http_server_listen(struct http_server *srv, const struct hostport *addr,
         if (first_port != addr->port) {
             /* Port 0: every address gets the port the first one got. */
             if (ai->ai_family == AF_INET)
-                ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port =
-                    htons((uint16_t)first_port);
+                ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port = htons((uint16_t)first_port);
             else if (ai->ai_family == AF_INET6)
                 ((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_port =
                     htons((uint16_t)first_port);
         }
         struct evconnlistener *l = evconnlistener_new_bind(
-            srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-            ai->ai_addr, (int)ai->ai_addrlen);
+            srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024, ai->ai_addr,
+            (int)ai->ai_addrlen);
         if (l == NULL) {
             rc = -errno;
             LOG(LOG_ERROR, "cannot listen", LOG_S("host", addr->host), LOG_I("port", addr->port),
@@ -912,9 +922,9 @@ int http_server_listen(struct http_server *srv, const struct hostport *addr,
             struct sockaddr_storage ss;
             socklen_t sl = sizeof ss;
             getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl);
-            first_port = ntohs(ss.ss_family == AF_INET
-                                   ? ((struct sockaddr_in *)(void *)&ss)->sin_port
-                                   : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+            first_port =
+                ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
         }
         rc = 0;
     }

@@ -29,8 +29,8 @@
 
 #include "common/util.h"
 
-#define HTTP_MAX_HEADERS 64
-#define HTTP_MAX_QUERY_PARAMS 32
+#define HTTP_MAX_HEADERS       64
+#define HTTP_MAX_QUERY_PARAMS  32
 #define HTTP_MAX_PATH_SEGMENTS 16
 
 struct http_server;
@@ -45,9 +45,9 @@ struct http_header {
  * http_parse_head() and stay valid as long as it does. */
 struct http_head {
     char *method;
-    char *path;   /* request target up to '?' (still percent-encoded) */
-    char *query;  /* after '?', or NULL */
-    int minor;    /* HTTP/1.<minor> */
+    char *path;  /* request target up to '?' (still percent-encoded) */
+    char *query; /* after '?', or NULL */
+    int minor;   /* HTTP/1.<minor> */
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     long long content_length; /* -1 when absent */
@@ -73,8 +73,8 @@ const char *http_head_get(const struct http_head *h, const char *name);
 int http_unescape(const char *in, size_t len, char *out, int form);
 
 struct http_limits {
-    size_t max_head;       /* request line and headers, bytes */
-    size_t max_body;       /* default body limit; on_head may choose another */
+    size_t max_head; /* request line and headers, bytes */
+    size_t max_body; /* default body limit; on_head may choose another */
     int max_connections;
     int idle_timeout_s;    /* keep-alive connection without a request */
     int request_timeout_s; /* from the first byte of a request to its last */

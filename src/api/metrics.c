@@ -81,8 +81,7 @@ void metrics_observe(struct metrics *m, int route, int status, int64_t duration_
 static void labels(const struct metrics *m, size_t i, char *buf, size_t len)
 {
     if (i < m->n)
-        snprintf(buf, len, "method=\"%s\",route=\"%s\"", m->slots[i].method,
-                        m->slots[i].pattern);
+        snprintf(buf, len, "method=\"%s\",route=\"%s\"", m->slots[i].method, m->slots[i].pattern);
     else
         snprintf(buf, len, "method=\"\",route=\"unmatched\"");
 }
@@ -111,13 +110,13 @@ void metrics_render(const struct metrics *m, struct evbuffer *out)
         labels(m, i, lb, sizeof lb);
         for (size_t b = 0; b < NBUCKETS; b++) {
             cum += s->buckets[b];
-            evbuffer_add_printf(out, "clsm_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
+            evbuffer_add_printf(out,
+                                "clsm_http_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
                                 lb, bounds_s[b], (unsigned long long)cum);
         }
         evbuffer_add_printf(out, "clsm_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
                             lb, (unsigned long long)s->count);
-        evbuffer_add_printf(out, "clsm_http_request_duration_seconds_sum{%s} %.6f\n", lb,
-                            s->sum_s);
+        evbuffer_add_printf(out, "clsm_http_request_duration_seconds_sum{%s} %.6f\n", lb, s->sum_s);
         evbuffer_add_printf(out, "clsm_http_request_duration_seconds_count{%s} %llu\n", lb,
                             (unsigned long long)s->count);
     }

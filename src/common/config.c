@@ -29,7 +29,7 @@ static const char *const sync_values[] = {"normal", "full", NULL};
 static const char *const level_values[] = {"debug", "info", "warn", "error", NULL};
 
 #define OFF(f) offsetof(struct clsm_config, f)
-#define SZ(f) sizeof(((struct clsm_config *)0)->f)
+#define SZ(f)  sizeof(((struct clsm_config *)0)->f)
 
 static const struct option options[] = {
     {"api.listen", OPT_HOSTPORT, "127.0.0.1:8080", 0, 0, NULL, OFF(api_listen), 0,
@@ -59,8 +59,8 @@ static const struct option options[] = {
      "On SIGTERM/SIGINT, how long in-flight requests may take to finish."},
 };
 
-static const char *const type_names[] = {"integer", "size", "string", "secret", "enum",
-                                         "host:port"};
+static const char *const type_names[] = {"integer", "size", "string",
+                                         "secret",  "enum", "host:port"};
 
 static void fail(struct config_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -288,8 +288,7 @@ out:
 /* "CLSM_API_MAX_BODY" -> "api.max_body": the first '_' after the prefix
  * separates section and key; the rest are part of the key. */
 int config_load_env(struct clsm_config *c, char *const *envp,
-                    void (*warn)(const char *name, void *arg), void *arg,
-                    struct config_error *err)
+                    void (*warn)(const char *name, void *arg), void *arg, struct config_error *err)
 {
     for (; envp && *envp; envp++) {
         const char *e = *envp, *eq = strchr(e, '=');
@@ -338,8 +337,7 @@ int config_validate(const struct clsm_config *c, struct config_error *err)
     return 0;
 }
 
-static void format_value(const struct clsm_config *c, const struct option *o, char *buf,
-                         size_t len)
+static void format_value(const struct clsm_config *c, const struct option *o, char *buf, size_t len)
 {
     const char *base = (const char *)c;
     long long v;
@@ -401,8 +399,10 @@ void config_reference(FILE *out)
         } else if (o->type == OPT_STR || o->type == OPT_SECRET) {
             snprintf(allowed, sizeof allowed, "length %lld .. %lld", o->min, o->max);
         }
-        fprintf(out, "| `%s` | %s | `%s` | %s | %s |\n", o->key, type_names[o->type], o->def,
-                allowed, o->help);
+        char def[96];
+        snprintf(def, sizeof def, o->def[0] ? "`%s`" : "(empty)", o->def);
+        fprintf(out, "| `%s` | %s | %s | %s | %s |\n", o->key, type_names[o->type], def, allowed,
+                o->help);
     }
 }
 

@@ -15,7 +15,7 @@
 
 #include "common/util.h"
 
-#define CONFIG_PATH_MAX 1024
+#define CONFIG_PATH_MAX  1024
 #define CONFIG_TOKEN_MAX 256
 
 struct clsm_config {
@@ -57,8 +57,7 @@ int config_load_file(struct clsm_config *c, const char *path, struct config_erro
  * ignored, because clients of the same installation use CLSM_URL and
  * CLSM_TOKEN. Returns 0 or -EINVAL with 'err' filled. */
 int config_load_env(struct clsm_config *c, char *const *envp,
-                    void (*warn)(const char *name, void *arg), void *arg,
-                    struct config_error *err);
+                    void (*warn)(const char *name, void *arg), void *arg, struct config_error *err);
 
 /* Checks that involve more than one option. Returns 0 or -EINVAL. */
 int config_validate(const struct clsm_config *c, struct config_error *err);

@@ -11,7 +11,7 @@
 struct csv_state {
     const struct csv_limits *lim;
     char **fields;
-    char *buf;     /* all fields of the record, NUL-separated */
+    char *buf; /* all fields of the record, NUL-separated */
     size_t buflen, bufcap;
     size_t *starts;
     size_t nfields;
@@ -61,8 +61,8 @@ static int end_record(struct csv_state *st, size_t line, csv_record_fn fn, void 
     return rc;
 }
 
-static int run(struct csv_state *st, const char *p, const char *end, char delim,
-               csv_record_fn fn, void *arg)
+static int run(struct csv_state *st, const char *p, const char *end, char delim, csv_record_fn fn,
+               void *arg)
 {
     size_t line = 1, rec_line = 1, flen = 0;
     int quoted = 0, in_field = 0, after_quote = 0, rc;

@@ -85,7 +85,7 @@ int jsonx_parse(const char *buf, size_t len, const struct jsonx_limits *lim, jso
             snprintf(msg, msglen, "nesting deeper than %d at byte %zu", lim->max_depth, where);
         return -E2BIG;
     }
-    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (j == NULL) {
         if (msg)
             snprintf(msg, msglen, "%s (line %d, column %d)", jerr.text, jerr.line, jerr.column);

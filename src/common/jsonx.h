@@ -11,9 +11,9 @@
 #include <stddef.h>
 
 struct jsonx_limits {
-    int max_depth;        /* nesting of arrays and objects */
-    size_t max_string;    /* bytes of one string (keys included) after decoding */
-    size_t max_values;    /* total number of values in the document */
+    int max_depth;     /* nesting of arrays and objects */
+    size_t max_string; /* bytes of one string (keys included) after decoding */
+    size_t max_values; /* total number of values in the document */
 };
 
 /* Limits used for API bodies: depth 16, strings 4 KiB, 1,000,000 values. */

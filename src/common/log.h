@@ -50,18 +50,18 @@ void log_emit(enum log_level lvl, const char *msg, const struct log_field *f, si
 
 /* LOG(level, "message", LOG_S("smgw", id), LOG_I("status", 200)); at least one
  * field; use LOGM() for a message without fields. */
-#define LOG(lvl, msg, ...)                                                                         \
-    do {                                                                                           \
-        if (log_enabled(lvl)) {                                                                    \
-            const struct log_field log_f_[] = {__VA_ARGS__};                                       \
-            log_emit((lvl), (msg), log_f_, sizeof log_f_ / sizeof log_f_[0]);                      \
-        }                                                                                          \
+#define LOG(lvl, msg, ...)                                                    \
+    do {                                                                      \
+        if (log_enabled(lvl)) {                                               \
+            const struct log_field log_f_[] = {__VA_ARGS__};                  \
+            log_emit((lvl), (msg), log_f_, sizeof log_f_ / sizeof log_f_[0]); \
+        }                                                                     \
     } while (0)
 
-#define LOGM(lvl, msg)                                                                             \
-    do {                                                                                           \
-        if (log_enabled(lvl))                                                                      \
-            log_emit((lvl), (msg), NULL, 0);                                                       \
+#define LOGM(lvl, msg)                       \
+    do {                                     \
+        if (log_enabled(lvl))                \
+            log_emit((lvl), (msg), NULL, 0); \
     } while (0)
 
 #endif

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TOKEN_LEN 48     /* "clsm_" + 43 characters */
-#define TOKEN_ID_LEN 20  /* "tok_" + 16 hex digits */
+#define TOKEN_LEN      48 /* "clsm_" + 43 characters */
+#define TOKEN_ID_LEN   20 /* "tok_" + 16 hex digits */
 #define TOKEN_HASH_LEN 32
 
 /* Create a new token (TOKEN_LEN+1 bytes) and its id (TOKEN_ID_LEN+1 bytes).

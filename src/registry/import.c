@@ -22,6 +22,56 @@ void reg_lookup_store(struct reg_lookup *lk, struct store *s)
     lk->arg = s;
 }
 
+static int role_allowed(const char *const *roles, const char *role)
+{
+    for (int i = 0; roles[i]; i++)
+        if (role && strcmp(roles[i], role) == 0)
+            return 1;
+    return 0;
+}
+
+int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t *obj,
+                        struct reg_error *err)
+{
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    const char *role = json_string_value(json_object_get(obj, "role"));
+
+    for (size_t rk = 0; rk < REG_NKINDS; rk++) {
+        for (size_t f = 0; f < reg_kinds[rk].nfields; f++) {
+            const struct reg_field *fd = &reg_kinds[rk].fields[f];
+            struct store_query q;
+            json_t *items = NULL, *v;
+            int more = 0, rc;
+            if (fd->type != RT_REF || fd->ref != k->id || fd->ref_roles == NULL ||
+                role_allowed(fd->ref_roles, role))
+                continue;
+            memset(&q, 0, sizeof q);
+            q.kind = &reg_kinds[rk];
+            q.scope.kind = SCOPE_ALL;
+            q.filters[0].field = fd;
+            q.filters[0].value = v = json_string(id);
+            q.nfilters = 1;
+            q.exact = 1;
+            q.limit = 1;
+            rc = store_reg_list(s, &q, &items, &more);
+            json_decref(v);
+            if (rc == 0 && json_array_size(items) > 0) {
+                err->status = 409;
+                snprintf(err->pointer, sizeof err->pointer, "/role");
+                snprintf(err->detail, sizeof err->detail,
+                         "%s \"%s\" is the %s of %s \"%s\", which needs another role", k->name, id,
+                         fd->name, reg_kinds[rk].name,
+                         json_string_value(json_object_get(json_array_get(items, 0), "id")));
+                rc = -EBUSY;
+            }
+            json_decref(items);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 /* Prefix err->pointer with "/<plural>/<index>". */
 static void locate(struct reg_error *err, const struct reg_kind *k, size_t i)
 {
@@ -44,6 +94,8 @@ static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
             return rc;
     }
     rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
+    if (rc == 0 && cur != NULL)
+        rc = reg_check_referrers(s, k, obj, err);
     if (rc == 0) {
         rc = store_reg_upsert(s, k, obj, created);
         if (rc == -EEXIST) {
@@ -88,6 +140,53 @@ static int parent_pending(struct store *s, const struct reg_kind *k, json_t *ite
     return 0;
 }
 
+/* The id an item names in its self-referencing field, or NULL. */
+static const char *self_ref(const struct reg_kind *k, json_t *item)
+{
+    for (size_t f = 0; f < k->nfields; f++)
+        if (k->fields[f].type == RT_REF && k->fields[f].ref == k->id)
+            return json_string_value(json_object_get(item, k->fields[f].name));
+    return NULL;
+}
+
+/* Items left waiting for a parent: either the parent is in the document
+ * but waits itself (a cycle), or it exists nowhere (validation says so). */
+static int explain_leftover(const struct reg_kind *k, json_t *arr, const char *state,
+                            const struct reg_lookup *lk, struct reg_error *err)
+{
+    size_t n = json_array_size(arr);
+    for (size_t i = 0; i < n; i++) {
+        if (state[i])
+            continue;
+        const char *parent = self_ref(k, json_array_get(arr, i));
+        for (size_t j = 0; parent && j < n; j++) {
+            const char *id = json_string_value(json_object_get(json_array_get(arr, j), "id"));
+            if (!state[j] && id && strcmp(id, parent) == 0) {
+                err->status = 422;
+                snprintf(err->pointer, sizeof err->pointer, "/parent");
+                snprintf(err->detail, sizeof err->detail,
+                         "the parent references of \"%s\" and others in this document form a "
+                         "cycle",
+                         parent);
+                locate(err, k, i);
+                return -EINVAL;
+            }
+        }
+        json_t *obj = NULL;
+        int rc = reg_validate(k, json_array_get(arr, i), NULL, NULL, 0, lk, &obj, err);
+        json_decref(obj);
+        if (rc == 0) {
+            /* Cannot happen: a parent that validates was stored before. */
+            err->status = 500;
+            snprintf(err->detail, sizeof err->detail, "import order could not be resolved");
+            rc = -EIO;
+        }
+        locate(err, k, i);
+        return rc;
+    }
+    return 0;
+}
+
 /* Items of one kind; those whose parent (same kind) comes later in the list
  * wait for it, so a tree may be listed in any order. */
 static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
@@ -118,25 +217,8 @@ static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
             updated += c == 0;
         }
     }
-    if (rc == 0 && done < n) {
-        /* What is left waits for a parent that never came: validating the
-         * first of them reports which. */
-        for (size_t i = 0; i < n; i++) {
-            if (state[i])
-                continue;
-            json_t *obj = NULL;
-            rc = reg_validate(k, json_array_get(arr, i), NULL, NULL, 0, lk, &obj, err);
-            json_decref(obj);
-            if (rc == 0) {
-                rc = -EINVAL;
-                err->status = 422;
-                snprintf(err->pointer, sizeof err->pointer, "/parent");
-                snprintf(err->detail, sizeof err->detail, "parent references form a cycle");
-            }
-            locate(err, k, i);
-            break;
-        }
-    }
+    if (rc == 0 && done < n)
+        rc = explain_leftover(k, arr, state, lk, err);
     free(state);
     if (rc == 0)
         json_object_set_new(counts, k->plural,

@@ -94,21 +94,30 @@ static const char *const vnb_roles[] = {"vnb", NULL};
 static const char *const market_roles[] = {"lf", "aggregator", "msb", NULL};
 static const char *const seg_levels[] = {"substation", "transformer", "feeder", "other", NULL};
 static const char *const lights[] = {"green", "yellow", "red", NULL};
-static const char *const device_kinds[] = {"steuerbox", "energy_manager", "inverter", "wallbox",
-                                           "heat_pump", "battery", "sensor", "other", NULL};
+static const char *const device_kinds[] = {"steuerbox", "energy_manager", "inverter",
+                                           "wallbox",   "heat_pump",      "battery",
+                                           "sensor",    "other",          NULL};
 static const char *const drivers[] = {"lpc-mqtt", "sunspec", NULL};
-static const char *const inst_kinds[] = {"heat_pump",        "wallbox", "pv",  "battery",
-                                         "storage_heater",   "air_conditioning",
-                                         "chp",              "other",   NULL};
+static const char *const inst_kinds[] = {"heat_pump", "wallbox",        "pv",
+                                         "battery",   "storage_heater", "air_conditioning",
+                                         "chp",       "other",          NULL};
 static const char *const directions[] = {"consumption", "production", "bidirectional", NULL};
 static const char *const rights[] = {"read", "control", NULL};
 
-#define ID_FIELD(fmt, desc) {"id", RT_ID, RF_KEY | RF_REQUIRED, 1, 96, fmt, desc, NULL, 0, NULL, NULL}
+#define ID_FIELD(fmt, desc)                                                      \
+    {                                                                            \
+        "id", RT_ID, RF_KEY | RF_REQUIRED, 1, 96, fmt, desc, NULL, 0, NULL, NULL \
+    }
 #define GENERIC_ID ID_FIELD(reg_is_generic_id, "1-96 of A-Z a-z 0-9 . _ : - starting alphanumeric")
-#define NAME_FIELD {"name", RT_STRING, RF_REQUIRED, 1, 200, NULL, NULL, NULL, 0, NULL, NULL}
-#define TIMESTAMPS                                                                                 \
-    {"created_at", RT_TIME, RF_SERVER, 0, 0, NULL, NULL, NULL, 0, NULL, NULL},                     \
-        {"updated_at", RT_TIME, RF_SERVER, 0, 0, NULL, NULL, NULL, 0, NULL, NULL}
+#define NAME_FIELD                                                              \
+    {                                                                           \
+        "name", RT_STRING, RF_REQUIRED, 1, 200, NULL, NULL, NULL, 0, NULL, NULL \
+    }
+#define TIMESTAMPS                                                              \
+    {"created_at", RT_TIME, RF_SERVER, 0, 0, NULL, NULL, NULL, 0, NULL, NULL},  \
+    {                                                                           \
+        "updated_at", RT_TIME, RF_SERVER, 0, 0, NULL, NULL, NULL, 0, NULL, NULL \
+    }
 
 static const struct reg_field party_fields[] = {
     ID_FIELD(reg_is_party_id, "13 digits"),
@@ -198,7 +207,10 @@ static int check_installation(const json_t *obj, const struct reg_lookup *lk,
 static const char *const inst_unique[] = {"device", "output", NULL};
 static const char *const asg_unique[] = {"party", "installation", NULL};
 
-#define KIND(idv, n, p, f, u, c) {idv, n, p, f, ARRAY_LEN(f), u, c}
+#define KIND(idv, n, p, f, u, c)         \
+    {                                    \
+        idv, n, p, f, ARRAY_LEN(f), u, c \
+    }
 
 const struct reg_kind reg_kinds[REG_NKINDS] = {
     KIND(REG_PARTY, "party", "parties", party_fields, NULL, NULL),
@@ -273,6 +285,15 @@ static int printable(const char *s)
     return 1;
 }
 
+/* Length in characters (code points) of valid UTF-8. */
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
 static int check_string(const struct reg_field *f, json_t *v, struct reg_error *err)
 {
     const char *s;
@@ -281,7 +302,7 @@ static int check_string(const struct reg_field *f, json_t *v, struct reg_error *
     if (!json_is_string(v))
         return fail(err, 422, f->name, "must be a string");
     s = json_string_value(v);
-    n = json_string_length(v);
+    n = utf8_length(s);
     if ((long long)n < f->min || (long long)n > f->max)
         return fail(err, 422, f->name, "length must be %lld to %lld characters", f->min, f->max);
     if (!printable(s))
@@ -322,8 +343,7 @@ static int check_ref(const struct reg_field *f, json_t *v, const struct reg_look
     return rc;
 }
 
-static int check_enumset(const struct reg_field *f, json_t *v, json_t **norm,
-                         struct reg_error *err)
+static int check_enumset(const struct reg_field *f, json_t *v, json_t **norm, struct reg_error *err)
 {
     unsigned seen = 0;
     size_t i;
@@ -434,8 +454,7 @@ static int check_key(const struct reg_kind *k, const struct reg_field *f, json_t
             return 0; /* derived after the other fields */
         }
         json_object_set_new(out, f->name, json_string(url_id));
-        return reg_id_valid(k, url_id) ? 0
-                                       : fail(err, 404, NULL, "no %s with that id", k->name);
+        return reg_id_valid(k, url_id) ? 0 : fail(err, 404, NULL, "no %s with that id", k->name);
     }
     if (check_value(f, v, NULL, &norm, err) != 0)
         return -EINVAL;
@@ -510,10 +529,14 @@ int reg_validate(const struct reg_kind *k, json_t *in, const json_t *current, co
             goto out;
     if (json_object_get(res, "id") == NULL) {
         /* Only assignments get here: their id is derived from the pair. */
-        char derived[128];
-        snprintf(derived, sizeof derived, "%s:%s",
-                 json_string_value(json_object_get(res, "party")),
+        char derived[256];
+        snprintf(derived, sizeof derived, "%s:%s", json_string_value(json_object_get(res, "party")),
                  json_string_value(json_object_get(res, "installation")));
+        if (!reg_id_valid(k, derived)) {
+            fail(err, 422, "id",
+                 "is needed: the derived id \"%s\" would be longer than 96 characters", derived);
+            goto out;
+        }
         json_object_set_new(res, "id", json_string(derived));
     }
     if (k->check && k->check(res, lk, err) != 0)
@@ -560,17 +583,19 @@ static int check_segment(const json_t *obj, const struct reg_lookup *lk, struct 
     return 0;
 }
 
-static int check_installation(const json_t *obj, const struct reg_lookup *lk,
-                              struct reg_error *err)
+static int check_installation(const json_t *obj, const struct reg_lookup *lk, struct reg_error *err)
 {
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     const char *dir = json_string_value(json_object_get(obj, "direction"));
     static const struct {
         const char *kind, *dirs;
     } allowed[] = {
-        {"heat_pump", "consumption"},      {"storage_heater", "consumption"},
-        {"air_conditioning", "consumption"}, {"wallbox", "consumption bidirectional"},
-        {"pv", "production"},              {"chp", "production"},
+        {"heat_pump", "consumption"},
+        {"storage_heater", "consumption"},
+        {"air_conditioning", "consumption"},
+        {"wallbox", "consumption bidirectional"},
+        {"pv", "production"},
+        {"chp", "production"},
     };
     (void)lk;
 

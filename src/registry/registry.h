@@ -29,9 +29,9 @@ enum reg_kind_id {
 };
 
 enum reg_type {
-    RT_ID,      /* string key; format from the field */
-    RT_STRING,  /* printable UTF-8; length bounds min..max */
-    RT_INT,     /* integer in min..max */
+    RT_ID,     /* string key; format from the field */
+    RT_STRING, /* printable UTF-8; length bounds min..max */
+    RT_INT,    /* integer in min..max */
     RT_BOOL,
     RT_ENUM,    /* one of 'values' */
     RT_ENUMSET, /* JSON array of distinct 'values' (stored in canonical order) */
@@ -41,10 +41,10 @@ enum reg_type {
 
 #define RF_REQUIRED 0x01u /* must be present (and not null) on input */
 #define RF_READONLY 0x02u /* changed only by its own endpoint; input must match */
-#define RF_SERVER 0x04u   /* bookkeeping set by the store; ignored on input */
-#define RF_FILTER 0x08u   /* usable as ?name=value on list routes */
-#define RF_SUBTREE 0x10u  /* a segment filter that includes child segments */
-#define RF_KEY 0x20u      /* the entity id */
+#define RF_SERVER   0x04u /* bookkeeping set by the store; ignored on input */
+#define RF_FILTER   0x08u /* usable as ?name=value on list routes */
+#define RF_SUBTREE  0x10u /* a segment filter that includes child segments */
+#define RF_KEY      0x20u /* the entity id */
 
 struct reg_field {
     const char *name; /* JSON member, column and CSV header name */
@@ -59,9 +59,9 @@ struct reg_field {
     const char *def;              /* default as JSON text, or NULL (then null) */
 };
 
-/* A validation failure: HTTP-ish status (422 invalid, 404 referenced entity
- * missing), the JSON pointer of the field below the object ("/rated_power_w")
- * and a sentence for people. */
+/* A validation failure: HTTP-ish status (422 invalid, also for a reference to
+ * a missing entity; 404 when the id in the URL is malformed), the JSON pointer of the field below
+ * the object ("/rated_power_w") and a sentence for people. */
 struct reg_error {
     int status;
     char pointer[160];

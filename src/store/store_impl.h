@@ -24,8 +24,7 @@ struct store_ops {
                    const struct store_scope *scope, json_t **out);
     int (*reg_insert)(struct store *s, const struct reg_kind *k, const json_t *obj);
     int (*reg_update)(struct store *s, const struct reg_kind *k, const json_t *obj);
-    int (*reg_upsert)(struct store *s, const struct reg_kind *k, const json_t *obj,
-                      int *created);
+    int (*reg_upsert)(struct store *s, const struct reg_kind *k, const json_t *obj, int *created);
     int (*reg_delete)(struct store *s, const struct reg_kind *k, const char *id);
     int (*reg_list)(struct store *s, const struct store_query *q, json_t **items, int *more);
     int (*segment_set_light)(struct store *s, const char *segment, const char *light,

@@ -21,8 +21,8 @@
 #include "common/util.h"
 
 #define APPLICATION_ID 0x434c534d /* "CLSM" */
-#define STMT_CACHE 96
-#define SQL_MAX 4096
+#define STMT_CACHE     96
+#define SQL_MAX        4096
 
 struct stmt_entry {
     char *sql;
@@ -307,8 +307,8 @@ static int sq_reg_get(struct store *s, const struct reg_kind *k, const char *id,
 
 /* Bind the writable fields of 'obj' from parameter 1 on, then the time
  * stamps; returns the next free parameter index. */
-static int bind_writable(sqlite3_stmt *st, const struct reg_kind *k, const json_t *obj,
-                         int64_t now, int with_created)
+static int bind_writable(sqlite3_stmt *st, const struct reg_kind *k, const json_t *obj, int64_t now,
+                         int with_created)
 {
     int idx = 1;
     for (size_t i = 0; i < k->nfields; i++) {
@@ -375,8 +375,7 @@ static int sq_reg_update(struct store *s, const struct reg_kind *k, const json_t
     return rc;
 }
 
-static int sq_reg_upsert(struct store *s, const struct reg_kind *k, const json_t *obj,
-                         int *created)
+static int sq_reg_upsert(struct store *s, const struct reg_kind *k, const json_t *obj, int *created)
 {
     struct sq *q = SQ(s);
     struct sb b = {.n = 0};
@@ -394,8 +393,7 @@ static int sq_reg_upsert(struct store *s, const struct reg_kind *k, const json_t
     sb_add(&b, " ON CONFLICT (id) DO UPDATE SET ");
     for (size_t i = 0; i < k->nfields; i++)
         if (writable(&k->fields[i]) && !(k->fields[i].flags & RF_KEY))
-            sb_add(&b, "%s%s = excluded.%s", n++ ? ", " : "", k->fields[i].name,
-                   k->fields[i].name);
+            sb_add(&b, "%s%s = excluded.%s", n++ ? ", " : "", k->fields[i].name, k->fields[i].name);
     sb_add(&b, ", updated_at = excluded.updated_at");
     if (b.overflow || (st = prep(q, b.s)) == NULL)
         return -EIO;
@@ -716,8 +714,7 @@ static int migrate(struct sq *q, char *err, size_t errlen)
     int rc = exec(q, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
     if (rc == 0)
-        rc = pragma_int(q, "SELECT coalesce(max(version), 0) FROM schema_migrations",
-                        &q->version);
+        rc = pragma_int(q, "SELECT coalesce(max(version), 0) FROM schema_migrations", &q->version);
     if (rc != 0) {
         snprintf(err, errlen, "reading the schema version: %s", q->err);
         return rc;
@@ -787,10 +784,9 @@ int store_sqlite_open(const char *path, const struct store_options *opt, struct 
         free(q);
         return rc;
     }
-    rc = sqlite3_open_v2(path, &q->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                             SQLITE_OPEN_URI,
-                         NULL);
+    rc = sqlite3_open_v2(
+        path, &q->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "opening %s: %s", path,
                  q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
