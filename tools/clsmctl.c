@@ -534,8 +534,18 @@ static int cmd_summary(struct ctl *c, int argc, char **argv)
     const char *hdr[16];
     hdr[nk++] = "segment";
     hdr[nk++] = "level";
-    for (int v = 0; kf->values[v] && nk < 13; v++)
-        hdr[nk++] = kf->values[v];
+    /* Only the kinds that occur, in the registry's order. */
+    for (int v = 0; kf->values[v] && nk < 13; v++) {
+        const char *key;
+        json_t *row;
+        json_object_foreach(counts, key, row)
+        {
+            if (json_object_get(row, kf->values[v])) {
+                hdr[nk++] = kf->values[v];
+                break;
+            }
+        }
+    }
     hdr[nk++] = "§14a";
     hdr[nk++] = "total";
     struct table *t = table_new(nk, hdr);

@@ -64,6 +64,7 @@ struct http_conn {
     struct http_request *req;
     int64_t first_byte_us;
     size_t lingered;
+    int read_paused; /* EV_READ disabled while a handler holds the request */
     char peer[64];
     struct http_conn *prev, *next;
 };
@@ -662,8 +663,14 @@ static int read_body(struct http_conn *c, struct evbuffer *in, size_t avail)
     req->body_len = cl;
     c->state = CS_HANDLE;
     event_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
     c->srv->cb.on_request(c->srv->cb.arg, req);
+    /* A handler that answers later: stop reading (pipelined requests wait in
+     * the kernel) until it does. Most answer at once, and then this costs
+     * no system call. */
+    if (c->state == CS_HANDLE && !c->read_paused) {
+        bufferevent_disable(c->bev, EV_READ);
+        c->read_paused = 1;
+    }
     return 0;
 }
 
@@ -710,7 +717,10 @@ static void conn_after_reply(struct http_conn *c, int keep)
         return;
     }
     c->state = CS_HEAD;
-    bufferevent_enable(c->bev, EV_READ);
+    if (c->read_paused) {
+        bufferevent_enable(c->bev, EV_READ);
+        c->read_paused = 0;
+    }
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
     else

@@ -2,10 +2,9 @@
 traffic light of a segment.
 
 Tests marked "BUG:" assert the behaviour the API should have and fail against
-the current server; see the comment on each.
+the server as it was when they were written; see the comment on each.
 """
 import itertools
-import json
 import os
 import sys
 import urllib.parse
@@ -200,6 +199,24 @@ class TokenTest(AuthBase):
         r = self.req("GET", "/v1/parties/%s/tokens" % p)
         self.assertEqual(r.json()["items"], [], "a rejected request created a token")
         self.assertEqual(self.token(p, "l" * 100)["label"], "l" * 100)
+
+    def test_label_is_checked_like_other_text(self):
+        # BUG: the label limit counts bytes although the answer says "at most
+        # 100 characters" (100 x "ü" is refused), and control characters are
+        # accepted ("a\nb" is stored), unlike in every registry string.
+        p = self.party("lf")
+        r = self.req("POST", "/v1/parties/%s/tokens" % p, {"label": "\u00fc" * 100})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["label"], "\u00fc" * 100)
+        r = self.req("POST", "/v1/parties/%s/tokens" % p, {"label": "\u00fc" * 101})
+        self.assertProblem(r, 422, pointer="/label")
+        for bad in ("a\nb", "a\u0001b"):
+            with self.subTest(label=bad):
+                r = self.req("POST", "/v1/parties/%s/tokens" % p, {"label": bad})
+                self.assertProblem(r, 422, pointer="/label")
+        r = self.req("GET", "/v1/parties/%s/tokens" % p)
+        labels = [it["label"] for it in r.json()["items"]]
+        self.assertEqual(labels, ["\u00fc" * 100])
 
     def test_unknown_field_in_token_body(self):
         # BUG: an unknown field is answered 422 with pointer "/" (the JSON
@@ -502,6 +519,23 @@ class TrafficLightTest(AuthBase):
                      {"light": "red", "reason": "r" * 500})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["light_reason"], "r" * 500)
+
+    def test_reason_is_checked_like_other_registry_text(self):
+        # BUG: the reason is stored in the segment's light_reason, a registry
+        # string field of at most 500 characters, but PUT .../traffic-light
+        # checks it by itself: it counts bytes, not characters (500 x "ü" is
+        # refused with "at most 500 characters"), and it accepts control
+        # characters ("a\u0001b" is stored), which every registry string
+        # refuses with 422.
+        seg = self.segment()
+        r = self.req("PUT", "/v1/segments/%s/traffic-light" % seg,
+                     {"light": "red", "reason": "\u00fc" * 500})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.admin_get("segments", seg)["light_reason"], "\u00fc" * 500)
+        self.rejected(seg, {"light": "red", "reason": "\u00fc" * 501}, 422, pointer="/reason")
+        for bad in ("a\u0001b", "line\nbreak", "del\u007f"):
+            with self.subTest(reason=bad):
+                self.rejected(seg, {"light": "yellow", "reason": bad}, 422, pointer="/reason")
 
     def test_unknown_segment(self):
         for seg in ("no-such-segment", "bad%20id", "x" * 100):

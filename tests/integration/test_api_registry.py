@@ -2,12 +2,11 @@
 conflicts, lists with filters and pagination, and the atomic bulk import.
 
 Every rejected write is followed by a read-back that shows the store did not
-change. Tests marked "BUG:" assert the behaviour the API should have and fail
-against the current server; see the comment on each.
+change. Tests marked "REGRESSION:" cover bugs found while these tests were
+written (fixed in the tree since); the comment on each tells the old answer.
 """
 import base64
 import itertools
-import json
 import os
 import sys
 import urllib.parse
@@ -413,6 +412,11 @@ class ValidationTest(RegistryTest):
         self.create_rejected("parties", {"id": party_id(), "name": "n" * 201, "role": "lf"},
                              "/name")
         self.assertEqual(self.get("parties", self.make_party(name="n" * 200))["name"], "n" * 200)
+        # lengths are characters, not bytes
+        self.assertEqual(self.get("parties", self.make_party(name="\u00fc" * 200))["name"],
+                         "\u00fc" * 200)
+        self.create_rejected("parties", {"id": party_id(), "name": "\u00fc" * 201, "role": "lf"},
+                             "/name")
         for bad in ("http://gwa.example", "https://", "https:///path", "https://a b",
                     "ftp://x.example", "https://x\u00e4.example"):
             with self.subTest(endpoint=bad):
@@ -609,10 +613,10 @@ class ValidationTest(RegistryTest):
         self.assertEqual(self.get("gwas", gwa), before)
 
     def test_scalar_body_is_json_but_not_an_object(self):
-        # BUG: a body that is a JSON scalar ("text", 42, null, true) is valid
-        # JSON (RFC 8259) but is answered 400 "the body is not acceptable
-        # JSON: '[' or '{' expected" (jansson is called without
-        # JSON_DECODE_ANY), while an array gets the intended 422 "the body
+        # REGRESSION: a body that is a JSON scalar ("text", 42, null, true) is
+        # valid JSON (RFC 8259) but was answered 400 "the body is not
+        # acceptable JSON: '[' or '{' expected" (jansson called without
+        # JSON_DECODE_ANY), while an array got the intended 422 "the body
         # must be a JSON object". Both are the same error: not an object.
         for raw in (b'"text"', b"42", b"null", b"true"):
             with self.subTest(body=raw):
@@ -658,11 +662,11 @@ class ConflictTest(RegistryTest):
         self.create("installations", body)
 
     def test_update_onto_an_occupied_output(self):
-        # BUG: a PUT/PATCH that collides with another installation's
-        # device+output is answered 409 with pointer "/id" and the detail
+        # REGRESSION: a PUT/PATCH that collides with another installation's
+        # device+output was answered 409 with pointer "/id" and the detail
         # 'a installation with id "X" already exists' (X being the entity
-        # itself), because reply_conflict() finds the updated entity by its own
-        # id. The conflict is on device+output, like for POST.
+        # itself), because reply_conflict() found the updated entity by its
+        # own id. The conflict is on device+output, like for POST.
         dev, seg = self.make_device(), self.make_segment()
         self.make_installation(device=dev, segment=seg, output=0)
         second = self.make_installation(device=dev, segment=seg, output=1)
@@ -720,23 +724,39 @@ class ConflictTest(RegistryTest):
             self.absent(plural, id_)
 
     def test_party_role_change_must_keep_references_valid(self):
-        # BUG: a VNB party that segments name as their "vnb" can be changed to
-        # role "lf" by PUT/PATCH (answered 200). The registry then holds a
-        # segment whose VNB is a supplier, which POST /v1/segments refuses
-        # (422 /vnb). The role change should be refused (409 or 422).
+        # REGRESSION: a VNB party that segments name as their "vnb" could be
+        # changed to role "lf" by PUT/PATCH (answered 200). The registry then
+        # held a segment whose VNB is a supplier, which POST /v1/segments
+        # refuses (422 /vnb). The role change must be refused (409 or 422).
         vnb = self.make_party("vnb")
         self.make_segment(vnb=vnb)
         before = self.get("parties", vnb)
         r = self.req("PATCH", "/v1/parties/" + vnb, {"role": "lf"})
         self.assertIn(r.status, (409, 422), r)
+        self.assertProblem(r, r.status)
         self.assertEqual(self.get("parties", vnb), before)
+        r = self.req("PUT", "/v1/parties/" + vnb, {"id": vnb, "name": "x", "role": "uenb"})
+        self.assertIn(r.status, (409, 422), r)
+        self.assertEqual(self.get("parties", vnb), before)
+        # the same for a supplier that holds an assignment
+        lf = self.make_party("lf")
+        self.create("assignments", {"party": lf, "installation": self.make_installation(),
+                                    "rights": ["read"]})
+        before = self.get("parties", lf)
+        r = self.req("PATCH", "/v1/parties/" + lf, {"role": "vnb"})
+        self.assertIn(r.status, (409, 422), r)
+        self.assertEqual(self.get("parties", lf), before)
+        # a role change that keeps every reference valid is fine
+        r = self.req("PATCH", "/v1/parties/" + lf, {"role": "aggregator"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["role"], "aggregator")
 
     def test_long_derived_assignment_id_stays_addressable(self):
-        # BUG: an assignment without an id gets "<party>:<installation>" (13 +
-        # 1 + up to 96 characters). With an installation id longer than 82
-        # characters the derived id exceeds the 96-character id format; the
-        # create is answered 201 with that Location, but GET/DELETE on it
-        # answer 404 (reg_id_valid rejects the id), so the assignment can
+        # REGRESSION: an assignment without an id gets "<party>:<installation>"
+        # (13 + 1 + up to 96 characters). With an installation id longer than
+        # 82 characters the derived id exceeds the 96-character id format; the
+        # create was answered 201 with that Location, but GET/DELETE on it
+        # answered 404 (reg_id_valid rejects the id), so the assignment could
         # neither be read nor deleted by id. Either the create must fail with
         # 422 or the stored assignment must be reachable.
         lf = self.make_party("lf")
@@ -1122,7 +1142,8 @@ class ImportTest(RegistryTest):
         doc["gwas"].append({"id": existing, "name": "changed by failed import",
                             "endpoint": "https://gwa.example"})
         doc["installations"][3]["rated_power_w"] = 0
-        p = self.assertProblem(self.import_(doc, 422), 422, pointer="/installations/3/rated_power_w")
+        p = self.assertProblem(self.import_(doc, 422), 422,
+                               pointer="/installations/3/rated_power_w")
         self.assertEqual(p["type"], "urn:clsm:problem:validation")
         self.assertIn("nothing was imported", p["detail"])
         doc["gwas"].pop()
@@ -1205,6 +1226,23 @@ class ImportTest(RegistryTest):
                                    "rights": ["control"]})
         self.assertProblem(self.import_(doc, 409), 409, pointer="/assignments/1")
         self.all_absent(doc)
+
+    def test_role_change_in_import_must_keep_references_valid(self):
+        # See ConflictTest.test_party_role_change_must_keep_references_valid:
+        # the import must not turn a segment's VNB into a supplier either.
+        vnb = self.make_party()
+        seg = self.make_segment(vnb=vnb)
+        before = self.get("parties", vnb)
+        gwa = uid("imgwa")
+        doc = {"parties": [{"id": vnb, "name": "now a supplier", "role": "lf"}],
+               "gwas": [{"id": gwa, "name": "g", "endpoint": "https://g.example"}]}
+        r = self.req("POST", "/v1/import", doc)
+        self.assertIn(r.status, (409, 422), r)
+        p = self.assertProblem(r, r.status)
+        self.assertTrue(p["pointer"].startswith("/parties/0"), p)
+        self.assertEqual(self.get("parties", vnb), before)
+        self.assertEqual(self.get("segments", seg)["vnb"], vnb)
+        self.absent("gwas", gwa)
 
     def test_read_only_field_in_import(self):
         seg = self.make_segment()
