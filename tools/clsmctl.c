@@ -276,24 +276,24 @@ static void print_import_summary(struct ctl *c, json_t *res)
 {
     json_t *counts = json_object_get(res, "imported"), *v;
     const char *key;
-    static const char *const hdr[] = {"kind", "created", "updated"};
+    static const char *const hdr[] = {"kind", "created", "updated", "unchanged"};
     if (c->json) {
         print_json(res);
         return;
     }
-    struct table *t = table_new(3, hdr);
+    struct table *t = table_new(4, hdr);
     if (t == NULL)
         return;
-    table_numeric(t, 1);
-    table_numeric(t, 2);
+    for (size_t col = 1; col < 4; col++)
+        table_numeric(t, col);
     json_object_foreach(counts, key, v)
     {
-        char cr[32], up[32];
-        snprintf(cr, sizeof cr, "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(json_object_get(v, "created")));
-        snprintf(up, sizeof up, "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(json_object_get(v, "updated")));
-        const char *row[] = {key, cr, up};
+        char num[3][32];
+        static const char *const what[] = {"created", "updated", "unchanged"};
+        for (size_t i = 0; i < 3; i++)
+            snprintf(num[i], sizeof num[i], "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(v, what[i])));
+        const char *row[] = {key, num[0], num[1], num[2]};
         table_add(t, row);
     }
     table_print(t, stdout);

@@ -71,11 +71,18 @@ void api__problem(struct api_call *c, int status, const char *slug, const char *
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    /* The detail may quote decoded bytes from the URL, or end in a cut
+     * character; a problem document must still be JSON. */
+    jsonx_utf8_repair(detail);
     snprintf(type, sizeof type, "urn:clsm:problem:%s", slug);
     json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", http_reason(status),
                           "status", status, "detail", detail, "instance", http_req_path(c->req));
-    if (field)
-        json_object_set_new(p, "field", json_string(field));
+    if (field) {
+        char f[256];
+        snprintf(f, sizeof f, "%s", field);
+        jsonx_utf8_repair(f);
+        json_object_set_new(p, "field", json_string(f));
+    }
     if (pointer)
         json_object_set_new(p, "pointer", json_string(pointer));
     if (status == 401)

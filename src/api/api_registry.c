@@ -360,10 +360,18 @@ void api__set_light(struct api_call *c)
     struct store_scope sc = api__scope(c, c->kind);
     json_t *body = NULL, *seg = NULL, *v;
     const char *key, *light = NULL, *reason = NULL;
+    char msg[128], ptr[160];
     int rc;
 
     if (api__check_query(c, NULL, NULL) != 0)
         return;
+    /* Decided before the segment is looked up, so that the answer tells
+     * nothing about which segments exist. */
+    if (!c->who.admin && strcmp(c->who.role, "vnb") != 0) {
+        api__problem(c, 403, "forbidden", NULL, NULL,
+                     "only a VNB (for its own segments) or an admin sets a traffic light");
+        return;
+    }
     rc = reg_id_valid(c->kind, c->params[0])
              ? store_reg_get(c->api->store, c->kind, c->params[0], &sc, &seg)
              : -ENOENT;
@@ -376,28 +384,22 @@ void api__set_light(struct api_call *c)
         return;
     }
     json_decref(seg);
-    if (!c->who.admin && strcmp(c->who.role, "vnb") != 0) {
-        api__problem(c, 403, "forbidden", NULL, NULL,
-                     "only the segment's VNB or an admin sets its traffic light");
-        return;
-    }
     if (api__body(c, 0, &body) != 0)
         return;
     json_object_foreach(body, key, v)
     {
-        if (strcmp(key, "light") == 0 && json_is_string(v)) {
+        snprintf(ptr, sizeof ptr, "/%s", key);
+        if (strcmp(key, "light") == 0) {
             light = json_string_value(v);
-        } else if (strcmp(key, "reason") == 0 && json_is_string(v) &&
-                   json_string_length(v) <= 500) {
+        } else if (strcmp(key, "reason") == 0) {
+            if (!json_is_null(v) && reg_text_check(v, 0, 500, msg, sizeof msg) != 0) {
+                api__problem(c, 422, "validation", NULL, ptr, "reason: %s", msg);
+                goto out;
+            }
             reason = json_string_value(v);
         } else {
-            char ptr[160];
-            snprintf(ptr, sizeof ptr, "/%s", key);
-            api__problem(c, 422, "validation", NULL, ptr, "%s",
-                         strcmp(key, "light") == 0    ? "light must be green, yellow or red"
-                         : strcmp(key, "reason") == 0 ? "reason must be a string of at most 500 "
-                                                        "characters"
-                                                      : "unknown field");
+            api__problem(c, 422, "validation", NULL, ptr,
+                         "unknown field; a traffic light takes \"light\" and \"reason\"");
             goto out;
         }
     }
@@ -457,14 +459,18 @@ void api__token_create(struct api_call *c)
         return;
     json_object_foreach(body, key, v)
     {
-        if (strcmp(key, "label") != 0 || !json_is_string(v) || json_string_length(v) > 100) {
-            api__problem(
-                c, 422, "validation", NULL, strcmp(key, "label") == 0 ? "/label" : "/", "%s",
-                strcmp(key, "label") == 0 ? "label must be a string of at most 100 characters"
-                                          : "only \"label\" may be given");
+        char ptr[160], msg[128];
+        snprintf(ptr, sizeof ptr, "/%s", key);
+        if (strcmp(key, "label") != 0) {
+            api__problem(c, 422, "validation", NULL, ptr,
+                         "unknown field; only \"label\" may be given");
             goto out;
         }
-        label = v;
+        if (!json_is_null(v) && reg_text_check(v, 1, 100, msg, sizeof msg) != 0) {
+            api__problem(c, 422, "validation", NULL, ptr, "label: %s", msg);
+            goto out;
+        }
+        label = json_is_null(v) ? NULL : v;
     }
     if (token_generate(token, id) != 0) {
         api__problem(c, 503, "unavailable", NULL, NULL, "no random numbers available");

@@ -594,6 +594,23 @@ static size_t head_length(const char *p, size_t n)
     return 0;
 }
 
+/* Drop empty lines before a request line (RFC 9112 §2.2 allows ignoring
+ * them); returns the bytes left. */
+static size_t skip_blank_lines(struct evbuffer *in, size_t avail)
+{
+    size_t n = 0;
+    while (n < avail) {
+        unsigned char ch;
+        struct evbuffer_ptr pos;
+        evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_SET);
+        if (evbuffer_copyout_from(in, &pos, &ch, 1) != 1 || (ch != '\r' && ch != '\n'))
+            break;
+        n++;
+    }
+    evbuffer_drain(in, n);
+    return avail - n;
+}
+
 static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
 {
     struct http_server *srv = c->srv;
@@ -689,6 +706,9 @@ static void conn_process(struct http_conn *c)
                 c->first_byte_us = time_mono_us();
                 arm_timer(c, c->srv->lim.request_timeout_s);
             }
+            avail = skip_blank_lines(in, avail);
+            if (avail == 0)
+                return;
             if (read_head(c, in, avail) != 0)
                 return;
         } else if (c->state == CS_BODY) {
@@ -797,6 +817,11 @@ static void refuse_busy(evutil_socket_t fd)
                  sizeof body - 1, body);
     ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
+    /* Read what already arrived, so that closing does not reset the
+     * connection before the client has read the answer. */
+    shutdown(fd, SHUT_WR);
+    for (int i = 0; i < 16 && recv(fd, msg, sizeof msg, MSG_DONTWAIT) > 0; i++)
+        ;
     evutil_closesocket(fd);
 }
 

@@ -26,4 +26,9 @@ extern const struct jsonx_limits jsonx_api_limits;
 int jsonx_parse(const char *buf, size_t len, const struct jsonx_limits *lim, json_t **out,
                 char *msg, size_t msglen);
 
+/* Replace every byte of 's' that does not belong to a well-formed UTF-8
+ * sequence with '?', in place, so that text quoting outside bytes (a
+ * decoded URL, a cut-off message) can always become a JSON string. */
+void jsonx_utf8_repair(char *s);
+
 #endif

@@ -81,8 +81,24 @@ static void locate(struct reg_error *err, const struct reg_kind *k, size_t i)
     memcpy(err->pointer, p, sizeof err->pointer);
 }
 
+enum outcome { CREATED, UPDATED, UNCHANGED };
+
+/* Nonzero when every writable field of 'obj' equals the stored one. */
+static int same_as_stored(const struct reg_kind *k, const json_t *obj, const json_t *cur)
+{
+    for (size_t f = 0; f < k->nfields; f++) {
+        const struct reg_field *fd = &k->fields[f];
+        if (fd->flags & (RF_READONLY | RF_SERVER))
+            continue;
+        json_t *a = json_object_get(obj, fd->name), *b = json_object_get(cur, fd->name);
+        if (!json_equal(a ? a : json_null(), b ? b : json_null()))
+            return 0;
+    }
+    return 1;
+}
+
 static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
-                      const struct reg_lookup *lk, int *created, struct reg_error *err)
+                      const struct reg_lookup *lk, enum outcome *out, struct reg_error *err)
 {
     struct store_scope all = {SCOPE_ALL, NULL, NULL};
     json_t *cur = NULL, *obj = NULL, *idv = json_object_get(item, "id");
@@ -94,10 +110,25 @@ static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
             return rc;
     }
     rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
+    if (rc == 0 && cur == NULL &&
+        store_reg_get(s, k, json_string_value(json_object_get(obj, "id")), &all, &cur) == 0) {
+        /* The id was derived (an assignment's): validate against what is
+         * stored under it. */
+        json_decref(obj);
+        obj = NULL;
+        rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
+    }
+    if (rc == 0 && cur != NULL && same_as_stored(k, obj, cur)) {
+        /* Nothing to write: updated_at keeps telling when data changed. */
+        *out = UNCHANGED;
+        goto done;
+    }
     if (rc == 0 && cur != NULL)
         rc = reg_check_referrers(s, k, obj, err);
     if (rc == 0) {
-        rc = store_reg_upsert(s, k, obj, created);
+        int created = 0;
+        rc = store_reg_upsert(s, k, obj, &created);
+        *out = created ? CREATED : UPDATED;
         if (rc == -EEXIST) {
             err->status = 409;
             err->pointer[0] = '\0';
@@ -114,6 +145,7 @@ static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
             snprintf(err->detail, sizeof err->detail, "the store failed: %s", store_errmsg(s));
         }
     }
+done:
     json_decref(cur);
     json_decref(obj);
     return rc;
@@ -192,7 +224,7 @@ static int explain_leftover(const struct reg_kind *k, json_t *arr, const char *s
 static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
                        const struct reg_lookup *lk, json_t *counts, struct reg_error *err)
 {
-    size_t n = json_array_size(arr), done = 0, created = 0, updated = 0;
+    size_t n = json_array_size(arr), done = 0, count[3] = {0, 0, 0};
     char *state = calloc(n ? n : 1, 1);
     int rc = 0, progress = 1;
 
@@ -201,11 +233,11 @@ static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
     while (done < n && progress && rc == 0) {
         progress = 0;
         for (size_t i = 0; i < n && rc == 0; i++) {
-            int c = 0;
+            enum outcome o = UNCHANGED;
             json_t *item = json_array_get(arr, i);
             if (state[i] || (json_is_object(item) && parent_pending(s, k, item)))
                 continue;
-            rc = import_one(s, k, item, lk, &c, err);
+            rc = import_one(s, k, item, lk, &o, err);
             if (rc != 0) {
                 locate(err, k, i);
                 break;
@@ -213,8 +245,7 @@ static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
             state[i] = 1;
             done++;
             progress = 1;
-            created += c != 0;
-            updated += c == 0;
+            count[o]++;
         }
     }
     if (rc == 0 && done < n)
@@ -222,8 +253,9 @@ static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
     free(state);
     if (rc == 0)
         json_object_set_new(counts, k->plural,
-                            json_pack("{s:I, s:I}", "created", (json_int_t)created, "updated",
-                                      (json_int_t)updated));
+                            json_pack("{s:I, s:I, s:I}", "created", (json_int_t)count[CREATED],
+                                      "updated", (json_int_t)count[UPDATED], "unchanged",
+                                      (json_int_t)count[UNCHANGED]));
     return rc;
 }
 

@@ -5,8 +5,9 @@
  * The document is an object whose members are plural kind names ("parties",
  * "segments", ...) holding arrays of entities. Kinds are applied in
  * dependency order whatever their order in the document, segments parents
- * first; each entity is inserted or, if its id exists, replaced (so the same
- * document imported twice changes nothing the second time).
+ * first; each entity is inserted or, if its id exists, replaced, or left
+ * alone when nothing in it differs (so the same document imported twice
+ * writes nothing the second time).
  */
 #ifndef CLSM_IMPORT_H
 #define CLSM_IMPORT_H
@@ -30,7 +31,8 @@ int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t 
 
 /*
  * Apply 'doc' to 's' inside one transaction. On success returns 0 and
- * '*summary' (new reference) holds per kind {"created": n, "updated": m}.
+ * '*summary' (new reference) holds per kind {"created": n, "updated": m,
+ * "unchanged": u}.
  * On failure nothing is written and 'err' points at the offending entity and
  * field ("/installations/17/rated_power_w"); returns -EINVAL (invalid input,
  * err->status 422), -EEXIST (a unique field combination is taken, 409),

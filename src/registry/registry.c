@@ -294,19 +294,31 @@ static size_t utf8_length(const char *s)
     return n;
 }
 
+int reg_text_check(const json_t *v, size_t min, size_t max, char *msg, size_t len)
+{
+    if (!json_is_string(v)) {
+        snprintf(msg, len, "must be a string");
+        return -EINVAL;
+    }
+    size_t n = utf8_length(json_string_value(v));
+    if (n < min || n > max) {
+        snprintf(msg, len, "length must be %zu to %zu characters", min, max);
+        return -EINVAL;
+    }
+    if (!printable(json_string_value(v))) {
+        snprintf(msg, len, "must not contain control characters");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int check_string(const struct reg_field *f, json_t *v, struct reg_error *err)
 {
-    const char *s;
-    size_t n;
+    char msg[128];
+    const char *s = json_string_value(v);
 
-    if (!json_is_string(v))
-        return fail(err, 422, f->name, "must be a string");
-    s = json_string_value(v);
-    n = utf8_length(s);
-    if ((long long)n < f->min || (long long)n > f->max)
-        return fail(err, 422, f->name, "length must be %lld to %lld characters", f->min, f->max);
-    if (!printable(s))
-        return fail(err, 422, f->name, "must not contain control characters");
+    if (reg_text_check(v, (size_t)f->min, (size_t)f->max, msg, sizeof msg) != 0)
+        return fail(err, 422, f->name, "%s", msg);
     if (f->format && !f->format(s))
         return fail(err, 422, f->name, "must be %s", f->format_desc);
     return 0;

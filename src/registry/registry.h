@@ -117,6 +117,11 @@ int reg_id_valid(const struct reg_kind *k, const char *id);
 int reg_validate(const struct reg_kind *k, json_t *in, const json_t *current, const char *id,
                  int patch, const struct reg_lookup *lk, json_t **out, struct reg_error *err);
 
+/* Check text from outside as registry strings are checked: a JSON string of
+ * 'min'..'max' characters (code points) without control characters. Returns
+ * 0, or -EINVAL with the reason ("must be a string", ...) in 'msg'. */
+int reg_text_check(const json_t *v, size_t min, size_t max, char *msg, size_t len);
+
 /* Convert one text value (from a query string or a CSV cell) to the JSON
  * value of field 'f': "true"/"false" for booleans, decimal integers, '|'
  * separated lists for sets; strings stay strings. An empty string becomes

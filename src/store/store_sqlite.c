@@ -246,7 +246,7 @@ static int scope_sql(struct sb *b, const struct reg_kind *k, const struct store_
             sb_add(b, " AND t.vnb = ?");
             return 1;
         }
-        if (k->id == REG_INSTALLATION || k->id == REG_SMGW) {
+        if (k->id == REG_INSTALLATION) {
             sb_add(b, " AND t.segment IN (SELECT id FROM segments WHERE vnb = ?)");
             return 1;
         }

@@ -1,8 +1,7 @@
 """Authentication, party tokens, what each role sees and may do, and the
 traffic light of a segment.
 
-Tests marked "BUG:" assert the behaviour the API should have and fail against
-the server as it was when they were written; see the comment on each.
+Tests marked "REGRESSION:" cover bugs that were found by them and fixed.
 """
 import itertools
 import os
@@ -188,7 +187,7 @@ class TokenTest(AuthBase):
     def test_token_body_validation(self):
         p = self.party("lf")
         for body, pointer in (({"label": "l" * 101}, "/label"), ({"label": 5}, "/label"),
-                              ({"label": None}, "/label"), ({"label": ["x"]}, "/label")):
+                              ({"label": ""}, "/label"), ({"label": ["x"]}, "/label")):
             with self.subTest(body=str(body)[:30]):
                 self.assertProblem(self.req("POST", "/v1/parties/%s/tokens" % p, body), 422,
                                    pointer=pointer)
@@ -199,11 +198,16 @@ class TokenTest(AuthBase):
         r = self.req("GET", "/v1/parties/%s/tokens" % p)
         self.assertEqual(r.json()["items"], [], "a rejected request created a token")
         self.assertEqual(self.token(p, "l" * 100)["label"], "l" * 100)
+        # null means no label, as for optional registry fields
+        r = self.req("POST", "/v1/parties/%s/tokens" % p, {"label": None})
+        self.assertEqual(r.status, 201, r)
+        self.assertIsNone(r.json()["label"])
 
     def test_label_is_checked_like_other_text(self):
-        # BUG: the label limit counts bytes although the answer says "at most
-        # 100 characters" (100 x "ü" is refused), and control characters are
-        # accepted ("a\nb" is stored), unlike in every registry string.
+        # REGRESSION: the label limit counted bytes although the answer said
+        # "at most 100 characters" (100 x "ü" was refused), and control
+        # characters were accepted ("a\nb" was stored), unlike in every
+        # registry string.
         p = self.party("lf")
         r = self.req("POST", "/v1/parties/%s/tokens" % p, {"label": "\u00fc" * 100})
         self.assertEqual(r.status, 201, r)
@@ -219,7 +223,7 @@ class TokenTest(AuthBase):
         self.assertEqual(labels, ["\u00fc" * 100])
 
     def test_unknown_field_in_token_body(self):
-        # BUG: an unknown field is answered 422 with pointer "/" (the JSON
+        # REGRESSION: an unknown field is answered 422 with pointer "/" (the JSON
         # pointer of a member named ""), not "/<field>" as everywhere else
         # in the API (registry bodies, traffic light).
         p = self.party("lf")
@@ -452,9 +456,12 @@ class VisibilityTest(AuthBase):
                     self.assertEqual(self.ids(plural, tok), [], plural)
                     self.assertProblem(self.req("GET", "/v1/%s/%s" % (plural, id_), token=tok),
                                        404)
+                # Only VNBs set lights: refused by role, before any lookup, so the
+                # answer is the same for an existing and a missing segment.
                 before = self.admin_get("segments", w["sA1"])
-                self.assertProblem(self.req("PUT", "/v1/segments/%s/traffic-light" % w["sA1"],
-                                            {"light": "red"}, token=tok), 404)
+                for seg in (w["sA1"], "no-such-segment"):
+                    self.assertProblem(self.req("PUT", "/v1/segments/%s/traffic-light" % seg,
+                                                {"light": "red"}, token=tok), 403)
                 self.assertEqual(self.admin_get("segments", w["sA1"]), before)
                 self.assertProblem(self.req("POST", "/v1/gwas", {"id": uid("g"), "name": "g",
                                                                  "endpoint": "https://g.example"},
@@ -506,8 +513,7 @@ class TrafficLightTest(AuthBase):
             with self.subTest(body=body):
                 p = self.rejected(seg, body, 422, pointer="/light")
                 self.assertEqual(p["type"], "urn:clsm:problem:validation")
-        for body in ({"light": "red", "reason": "r" * 501}, {"light": "red", "reason": 5},
-                     {"light": "red", "reason": None}):
+        for body in ({"light": "red", "reason": "r" * 501}, {"light": "red", "reason": 5}):
             with self.subTest(body=str(body)[:40]):
                 self.rejected(seg, body, 422, pointer="/reason")
         self.rejected(seg, {"light": "red", "until": "tomorrow"}, 422, pointer="/until")
@@ -519,9 +525,13 @@ class TrafficLightTest(AuthBase):
                      {"light": "red", "reason": "r" * 500})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["light_reason"], "r" * 500)
+        # null means no reason, as for optional registry fields
+        r = self.req("PUT", "/v1/segments/%s/traffic-light" % seg, {"light": "yellow", "reason": None})
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.json()["light_reason"])
 
     def test_reason_is_checked_like_other_registry_text(self):
-        # BUG: the reason is stored in the segment's light_reason, a registry
+        # REGRESSION: the reason is stored in the segment's light_reason, a registry
         # string field of at most 500 characters, but PUT .../traffic-light
         # checks it by itself: it counts bytes, not characters (500 x "ü" is
         # refused with "at most 500 characters"), and it accepts control

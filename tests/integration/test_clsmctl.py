@@ -38,17 +38,20 @@ class ClsmctlTest(clsmtest.ServerTest):
 
     def test_import_summary_table(self):
         lines = self.import_output.splitlines()
-        self.assertEqual(lines[0].split(), ["kind", "created", "updated"])
-        counts = {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in lines[1:]}
+        self.assertEqual(lines[0].split(), ["kind", "created", "updated", "unchanged"])
+        counts = {l.split()[0]: tuple(int(x) for x in l.split()[1:]) for l in lines[1:]}
         for kind, items in self.doc.items():
-            self.assertEqual(counts[kind], (len(items), 0), kind)
+            self.assertEqual(counts[kind], (len(items), 0, 0), kind)
 
     def test_reimport_updates(self):
         r = ctl(self.server, "--json", "import", MUSTERSTADT)
         self.assertEqual(r.returncode, 0, r.stderr)
         res = json.loads(r.stdout)["imported"]
-        self.assertEqual(res["installations"], {"created": 0,
-                                                "updated": len(self.doc["installations"])})
+        # Other tests of this class may have changed a few; the rest is unchanged.
+        n = len(self.doc["installations"])
+        self.assertEqual(res["installations"]["created"], 0)
+        self.assertEqual(res["installations"]["updated"] + res["installations"]["unchanged"], n)
+        self.assertGreater(res["installations"]["unchanged"], n - 10)
 
     def test_get_list_with_filters(self):
         feeder = self.doc["segments"][-1]["id"]

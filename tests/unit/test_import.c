@@ -81,9 +81,25 @@ static void test_import_and_reimport(void **state)
     assert_int_equal(count(sum, "assignments", "created"), 1);
     json_decref(sum);
     assert_true(exists(s, "assignments", "9900000000002:I1"));
+    json_t *before = NULL, *after = NULL;
+    assert_int_equal(store_reg_get(s, reg_kind_by_plural("segments"), "S", &ALL, &before), 0);
     assert_int_equal(run(s, DOC, &sum, &err), 0);
     assert_int_equal(count(sum, "segments", "created"), 0);
-    assert_int_equal(count(sum, "segments", "updated"), 3);
+    assert_int_equal(count(sum, "segments", "updated"), 0);
+    assert_int_equal(count(sum, "segments", "unchanged"), 3);
+    json_decref(sum);
+    assert_int_equal(store_reg_get(s, reg_kind_by_plural("segments"), "S", &ALL, &after), 0);
+    assert_true(json_equal(before, after)); /* not even updated_at moved */
+    json_decref(before);
+    json_decref(after);
+    /* A changed field counts as updated. */
+    char changed[4096];
+    snprintf(changed, sizeof changed, "%s", DOC);
+    char *p = strstr(changed, "\"name\":\"s\"");
+    memcpy(p, "\"name\":\"z\"", 10);
+    assert_int_equal(run(s, changed, &sum, &err), 0);
+    assert_int_equal(count(sum, "segments", "updated"), 1);
+    assert_int_equal(count(sum, "segments", "unchanged"), 2);
     json_decref(sum);
 }
 

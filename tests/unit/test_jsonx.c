@@ -87,6 +87,33 @@ static void test_rejects(void **state)
     assert_null(j);
 }
 
+static void test_utf8_repair(void **state)
+{
+    (void)state;
+    struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"\xc3\xa4 ok", "\xc3\xa4 ok"},
+        {"cut \xc3", "cut ?"},
+        {"\xff\xfe", "??"},
+        {"\xc0\xaf", "??"},           /* overlong '/' */
+        {"\xed\xa0\x80", "???"},      /* surrogate */
+        {"\xf4\x90\x80\x80", "????"}, /* above U+10FFFF */
+        {"\xe2\x82\xac\xe2\x82", "\xe2\x82\xac??"},
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%s", cases[i].in);
+        jsonx_utf8_repair(buf);
+        assert_string_equal(buf, cases[i].out);
+        json_t *j = json_string(buf);
+        assert_non_null(j);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -94,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_strings_and_values),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_utf8_repair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
