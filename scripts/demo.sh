@@ -6,11 +6,12 @@
 #   DEMO_ONESHOT=1  exit (0) after the summary instead of serving until Ctrl-C
 #   DEMO_PORT=N     API port (default 8080; 0 picks a free one)
 #   BUILD_DIR=dir   where clsmd and clsmctl are (default build)
+#   DEMO_DIR=dir    store and log (default var/demo, emptied first)
 set -eu
 cd "$(dirname "$0")/.."
 
 build=${BUILD_DIR:-build}
-dir=var/demo
+dir=${DEMO_DIR:-var/demo}
 port=${DEMO_PORT:-8080}
 token=${DEMO_ADMIN_TOKEN:-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
 
@@ -20,32 +21,44 @@ done
 
 rm -rf "$dir"
 mkdir -p "$dir"
-"$build/clsmd" --set "api.listen=127.0.0.1:$port" --set "store.path=$dir/clsm.db" \
-	--set "auth.admin_token=$token" 2>"$dir/clsmd.log" &
-pid=$!
+
+# Start clsmd and wait for its "api listening" line; sets pid and url.
+start() {
+	"$build/clsmd" --set "api.listen=127.0.0.1:$1" --set "store.path=$dir/clsm.db" \
+		--set "auth.admin_token=$token" 2>"$dir/clsmd.log" &
+	pid=$!
+	url=""
+	i=0
+	while [ $i -lt 100 ]; do
+		addr=$(sed -n 's/.*msg="api listening" addr=\([^ ]*\).*/\1/p' "$dir/clsmd.log")
+		if [ -n "$addr" ]; then
+			url="http://$addr"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
 stop() {
 	kill -TERM "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 }
 trap 'stop; exit 130' INT TERM
 
-url=""
-i=0
-while [ $i -lt 100 ]; do
-	addr=$(sed -n 's/.*msg="api listening" addr=\([^ ]*\).*/\1/p' "$dir/clsmd.log")
-	if [ -n "$addr" ]; then
-		url="http://$addr"
-		break
+if ! start "$port"; then
+	if [ -z "${DEMO_PORT:-}" ] && grep -q 'cannot listen' "$dir/clsmd.log"; then
+		echo "demo: port $port is taken; using a free one" >&2
+		start 0 || true
 	fi
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "demo: clsmd did not start:" >&2
-		cat "$dir/clsmd.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-	i=$((i + 1))
-done
-[ -n "$url" ] || { echo "demo: clsmd did not start listening" >&2; stop; exit 1; }
+fi
+if [ -z "$url" ]; then
+	echo "demo: clsmd did not start:" >&2
+	cat "$dir/clsmd.log" >&2
+	stop
+	exit 1
+fi
 
 ctl() { "$build/clsmctl" --url "$url" --token "$token" "$@"; }
 
