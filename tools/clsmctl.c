@@ -518,6 +518,8 @@ static int cmd_summary(struct ctl *c, int argc, char **argv)
     {
         const char *seg = json_string_value(json_object_get(it, "segment"));
         const char *kind = json_string_value(json_object_get(it, "kind"));
+        if (seg == NULL || kind == NULL)
+            continue; /* not an installation as this clsmctl knows them */
         json_t *row = json_object_get(counts, seg);
         if (row == NULL)
             json_object_set_new(counts, seg, row = json_object());

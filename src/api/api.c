@@ -65,32 +65,17 @@ void api_print_routes(FILE *out)
 void api__problem(struct api_call *c, int status, const char *slug, const char *field,
                   const char *pointer, const char *fmt, ...)
 {
-    char detail[512], type[96];
+    char detail[512];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    /* The detail may quote decoded bytes from the URL, or end in a cut
-     * character; a problem document must still be JSON. */
-    jsonx_utf8_repair(detail);
-    snprintf(type, sizeof type, "urn:clsm:problem:%s", slug);
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", http_reason(status),
-                          "status", status, "detail", detail, "instance", http_req_path(c->req));
-    if (field) {
-        char f[256];
-        snprintf(f, sizeof f, "%s", field);
-        jsonx_utf8_repair(f);
-        json_object_set_new(p, "field", json_string(f));
-    }
-    if (pointer)
-        json_object_set_new(p, "pointer", json_string(pointer));
     if (status == 401)
         http_add_header(c->req, "WWW-Authenticate", "Bearer realm=\"clsm\"");
-    char *s = json_dumps(p, JSON_COMPACT);
+    char *s = http_problem_body(status, slug, detail, http_req_path(c->req), field, pointer);
     http_reply(c->req, status, "application/problem+json", s, s ? strlen(s) : 0);
     free(s);
-    json_decref(p);
 }
 
 void api__json(struct api_call *c, int status, json_t *body)
@@ -374,68 +359,66 @@ static int parse_query(struct api_call *c)
     return 0;
 }
 
+static const struct api_route no_route = {"", "", NULL, AUTH_NONE, BODY_NONE, -1};
+
+/*
+ * Everything that needs only the head happens here, before the body is
+ * read: routing, the query, authentication and the admin check. A refusal
+ * is answered at once, so that nobody without the right to send a large
+ * body (an import) can make the server hold one. Returns the body limit.
+ */
 static long long on_head(void *arg, struct http_request *req)
 {
     struct api *api = arg;
-    char params[API_MAX_PARAMS][API_PARAM_MAX], allow[128];
-    int r = find_route(http_req_method(req), http_req_path(req), params, allow, sizeof allow);
-
-    if (r >= 0) {
-        http_req_set_data(req, (void *)&routes[r]);
-        if (routes[r].body == BODY_IMPORT)
-            return api->max_import_body;
-        if (routes[r].body == BODY_NONE)
-            return 0;
-    }
-    return api->max_body;
-}
-
-static void on_request(void *arg, struct http_request *req)
-{
     struct api_call *c = calloc(1, sizeof *c);
     char allow[128];
     int r;
 
     if (c == NULL) {
         http_reply_problem(req, 503, "overload", "out of memory");
-        return;
+        return -1;
     }
-    c->api = arg;
+    c->api = api;
     c->req = req;
+    c->route = &no_route;
+    http_req_set_data(req, c);
     r = find_route(http_req_method(req), http_req_path(req), c->params, allow, sizeof allow);
     if (r == -2) {
-        static const struct api_route none = {"", "", NULL, AUTH_NONE, BODY_NONE, -1};
-        c->route = &none;
         http_add_header(req, "Allow", allow);
         api__problem(c, 405, "method-not-allowed", NULL, NULL, "allowed methods: %s", allow);
-        goto out;
+        return -1;
     }
     if (r < 0) {
-        static const struct api_route none = {"", "", NULL, AUTH_NONE, BODY_NONE, -1};
-        c->route = &none;
         api__problem(c, 404, "not-found", NULL, NULL, "no such resource");
-        goto out;
+        return -1;
     }
     c->route = &routes[r];
     c->kind = routes[r].kind >= 0 ? &reg_kinds[routes[r].kind] : NULL;
     if (parse_query(c) != 0)
-        goto out;
+        return -1;
     if (c->route->auth != AUTH_NONE && authenticate(c) != 0)
-        goto out;
+        return -1;
     if (c->route->auth == AUTH_ADMIN && !c->who.admin) {
         api__deny(c);
-        goto out;
+        return -1;
     }
+    if (c->route->body == BODY_IMPORT)
+        return api->max_import_body;
+    return c->route->body == BODY_NONE ? 0 : api->max_body;
+}
+
+static void on_request(void *arg, struct http_request *req)
+{
+    struct api_call *c = http_req_data(req);
+    (void)arg;
     c->route->fn(c);
-out:
-    free(c);
 }
 
 static void on_done(void *arg, struct http_request *req, int status, int64_t duration_us)
 {
     struct api *api = arg;
-    const struct api_route *r = http_req_data(req);
-    int idx = r ? (int)(r - routes) : -1;
+    const struct api_call *c = http_req_data(req);
+    int idx = c && c->route != &no_route ? (int)(c->route - routes) : -1;
 
     metrics_observe(api->metrics, idx, status, duration_us);
     if (status >= 500)
@@ -446,6 +429,12 @@ static void on_done(void *arg, struct http_request *req, int status, int64_t dur
         LOG(LOG_DEBUG, "api request", LOG_S("method", http_req_method(req)),
             LOG_S("path", http_req_path(req)), LOG_I("status", status), LOG_I("us", duration_us),
             LOG_S("peer", http_req_peer(req)));
+}
+
+static void on_free(void *arg, struct http_request *req)
+{
+    (void)arg;
+    free(http_req_data(req));
 }
 
 /* --- operational endpoints -------------------------------------------------- */
@@ -505,12 +494,13 @@ struct api *api_new(struct event_base *base, struct store *store, const struct c
     struct api *api = calloc(1, sizeof *api);
     struct http_limits lim = {
         .max_head = 16384,
+        .max_output = 1 << 20,
         .max_body = (size_t)cfg->api_max_body,
         .max_connections = (int)cfg->api_max_connections,
         .idle_timeout_s = (int)cfg->api_idle_timeout_s,
         .request_timeout_s = (int)cfg->api_request_timeout_s,
     };
-    struct http_callbacks cb = {on_head, on_request, on_done, api};
+    struct http_callbacks cb = {on_head, on_request, on_done, on_free, api};
 
     if (api == NULL)
         return NULL;

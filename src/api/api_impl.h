@@ -74,8 +74,9 @@ void api__problem(struct api_call *c, int status, const char *slug, const char *
 void api__json(struct api_call *c, int status, json_t *body);
 
 /* Parse the request body as a JSON object within the API limits. Answers
- * the problem (415, 400) and returns -1 when it cannot; 'empty_ok' turns an
- * empty body into an empty object. */
+ * the problem (415 wrong type, 400 not JSON or over the limits, 422 not an
+ * object) and returns -1 when it cannot; 'empty_ok' turns an empty body
+ * into an empty object. */
 int api__body(struct api_call *c, int empty_ok, json_t **out);
 
 /* The decoded value of query parameter 'name', or NULL. */

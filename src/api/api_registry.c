@@ -17,8 +17,15 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
 
+/* A registry error: validation (422), a missing entity (404), a conflict
+ * (409), or a failure of the store underneath (answered 503). */
 static void reply_reg_error(struct api_call *c, const struct reg_error *err)
 {
+    if (err->status >= 500) {
+        api__problem(c, 503, "store-unavailable", NULL, NULL, "%s; nothing was changed",
+                     err->detail);
+        return;
+    }
     api__problem(c, err->status,
                  err->status == 404   ? "not-found"
                  : err->status == 409 ? "conflict"
@@ -38,28 +45,10 @@ static void reply_store_error(struct api_call *c, int rc)
 /* A list filter value from the query string, checked like a body value. */
 static json_t *filter_value(struct api_call *c, const struct reg_field *f, const char *text)
 {
-    char msg[160] = "";
-    json_t *v = reg_value_from_text(f, text, msg, sizeof msg);
-    int ok = v != NULL;
-
-    if (ok && !json_is_null(v)) {
-        if (f->type == RT_ENUM) {
-            ok = 0;
-            for (int i = 0; f->values[i] && !ok; i++)
-                ok = strcmp(f->values[i], text) == 0;
-        } else if (f->type == RT_REF) {
-            ok = reg_id_valid(&reg_kinds[f->ref], text);
-        } else if (f->type == RT_STRING && f->format) {
-            ok = f->format(text);
-        }
-        if (!ok)
-            snprintf(msg, sizeof msg, "%s: not a valid value", f->name);
-    }
-    if (!ok) {
-        json_decref(v);
+    char msg[200] = "";
+    json_t *v = reg_filter_value(f, text, msg, sizeof msg);
+    if (v == NULL)
         api__problem(c, 400, "invalid-parameter", f->name, NULL, "%s", msg);
-        return NULL;
-    }
     return v;
 }
 
@@ -273,38 +262,20 @@ void api__reg_patch(struct api_call *c)
 /* Name one entity that still points at the one to delete. */
 static void reply_referenced(struct api_call *c)
 {
-    for (size_t k = 0; k < REG_NKINDS; k++) {
-        for (size_t f = 0; f < reg_kinds[k].nfields; f++) {
-            const struct reg_field *fd = &reg_kinds[k].fields[f];
-            struct store_query q;
-            json_t *items = NULL, *v;
-            int more = 0;
-            if (fd->type != RT_REF || fd->ref != c->kind->id)
-                continue;
-            memset(&q, 0, sizeof q);
-            q.kind = &reg_kinds[k];
-            q.scope.kind = SCOPE_ALL;
-            q.filters[0].field = fd;
-            q.filters[0].value = v = json_string(c->params[0]);
-            q.nfilters = 1;
-            q.exact = 1;
-            q.limit = 1;
-            int rc = store_reg_list(c->api->store, &q, &items, &more);
-            json_decref(v);
-            if (rc == 0 && json_array_size(items) > 0) {
-                api__problem(c, 409, "conflict", NULL, NULL,
-                             "%s \"%s\" is still referenced by %s \"%s\" (field %s)", c->kind->name,
-                             c->params[0], reg_kinds[k].name,
-                             json_string_value(json_object_get(json_array_get(items, 0), "id")),
-                             fd->name);
-                json_decref(items);
-                return;
-            }
-            json_decref(items);
-        }
+    struct reg_referrer r;
+    int rc = reg_find_referrer(c->api->store, c->kind, c->params[0], NULL, NULL, &r);
+    if (rc < 0) {
+        reply_store_error(c, rc);
+        return;
     }
-    api__problem(c, 409, "conflict", NULL, NULL, "%s \"%s\" is still referenced", c->kind->name,
-                 c->params[0]);
+    if (rc == 0) {
+        api__problem(c, 409, "conflict", NULL, NULL, "%s \"%s\" is still referenced", c->kind->name,
+                     c->params[0]);
+        return;
+    }
+    api__problem(c, 409, "conflict", NULL, NULL,
+                 "%s \"%s\" is still referenced by %s \"%s\" (field %s)", c->kind->name,
+                 c->params[0], r.kind->name, r.id, r.field->name);
 }
 
 void api__reg_delete(struct api_call *c)
@@ -339,13 +310,12 @@ void api__import(struct api_call *c)
     rc = reg_import(c->api->store, body, &summary, &err);
     json_decref(body);
     if (rc != 0) {
-        if (err.status >= 500) {
+        if (err.status >= 500)
             api__problem(c, 503, "store-unavailable", NULL, NULL, "%s; nothing was imported",
                          err.detail);
-            return;
-        }
-        api__problem(c, err.status, err.status == 409 ? "conflict" : "validation", NULL,
-                     err.pointer, "%s: %s; nothing was imported", err.pointer, err.detail);
+        else
+            api__problem(c, err.status, err.status == 409 ? "conflict" : "validation", NULL,
+                         err.pointer, "%s: %s; nothing was imported", err.pointer, err.detail);
         return;
     }
     LOG(LOG_INFO, "registry imported", LOG_S("by", c->who.party[0] ? c->who.party : "admin"));

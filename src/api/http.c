@@ -29,12 +29,14 @@
 #define MAX_RSP_HEADERS  16
 #define LINGER_S         2
 #define LINGER_MAX_BYTES (1 << 20)
+#define DISCARD_MAX      (64 * 1024) /* body dropped to keep a connection after an early answer */
 #define WRITE_TIMEOUT_S  30
 
 enum conn_state {
     CS_HEAD,    /* waiting for (more of) a request head */
     CS_BODY,    /* head parsed, reading Content-Length bytes */
     CS_HANDLE,  /* the handler owns the request; reading paused */
+    CS_DISCARD, /* answered from the head; dropping its (small) body */
     CS_CLOSING, /* last answer queued; close once written */
     CS_LINGER,  /* answer written, write side shut; discarding input */
     CS_DEAD,    /* waiting to be freed by the reaper */
@@ -43,6 +45,7 @@ enum conn_state {
 struct http_conn;
 
 struct http_request {
+    struct http_server *srv;
     struct http_conn *conn; /* NULL once the connection is gone */
     char *headbuf;
     struct http_head head;
@@ -64,7 +67,10 @@ struct http_conn {
     struct http_request *req;
     int64_t first_byte_us;
     size_t lingered;
-    int read_paused; /* EV_READ disabled while a handler holds the request */
+    size_t discard;  /* body bytes still to drop in CS_DISCARD */
+    int reading;     /* EV_READ enabled */
+    int peer_closed; /* the peer sent its FIN */
+    int processing;  /* inside conn_process() */
     char peer[64];
     struct http_conn *prev, *next;
 };
@@ -80,326 +86,16 @@ struct http_server {
     struct http_conn *conns, *dead;
     int nconns;
     int shutting_down;
+    long long refused;
+    int64_t refused_logged_us;
     void (*done)(void *arg);
     void *done_arg;
 };
 
-/* --- parsing --------------------------------------------------------------- */
-
-static int is_tchar(unsigned char c)
-{
-    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-/* Cut the next line at '*p'; returns it NUL-terminated without CR/LF, or
- * NULL at the end or for a line with a stray CR or NUL. */
-static char *next_line(char **p, char *end, int *bad)
-{
-    char *s = *p, *nl = memchr(s, '\n', (size_t)(end - s));
-    if (nl == NULL)
-        return NULL;
-    char *e = nl;
-    if (e > s && e[-1] == '\r')
-        e--;
-    for (char *q = s; q < e; q++) {
-        if (*q == '\r' || *q == '\0') {
-            *bad = 1;
-            return NULL;
-        }
-    }
-    *e = '\0';
-    *p = nl + 1;
-    return s;
-}
-
-static int has_token(const char *list, const char *tok)
-{
-    size_t tl = strlen(tok);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > start && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - start) == tl && strncasecmp(start, tok, tl) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int parse_request_line(char *line, struct http_head *h, const char **why)
-{
-    char *sp1 = strchr(line, ' '), *sp2;
-    if (sp1 == NULL || sp1 == line || sp1 - line > 15) {
-        *why = "malformed request line";
-        return 400;
-    }
-    *sp1 = '\0';
-    for (char *c = line; *c; c++) {
-        if (!is_tchar((unsigned char)*c)) {
-            *why = "malformed method";
-            return 400;
-        }
-    }
-    h->method = line;
-    h->path = sp1 + 1;
-    sp2 = strchr(h->path, ' ');
-    if (sp2 == NULL || sp2 == h->path) {
-        *why = "malformed request line";
-        return 400;
-    }
-    *sp2 = '\0';
-    const char *ver = sp2 + 1;
-    if (h->path[0] != '/') {
-        *why = "the request target must be an absolute path";
-        return 400;
-    }
-    for (const char *c = h->path; *c; c++) {
-        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
-            *why = "invalid character in the request target";
-            return 400;
-        }
-    }
-    if (strncmp(ver, "HTTP/", 5) != 0 || !isdigit((unsigned char)ver[5]) || ver[6] != '.' ||
-        !isdigit((unsigned char)ver[7]) || ver[8] != '\0') {
-        *why = "malformed HTTP version";
-        return 400;
-    }
-    if (ver[5] != '1') {
-        *why = "only HTTP/1.0 and HTTP/1.1 are spoken here";
-        return 505;
-    }
-    h->minor = ver[7] - '0';
-    char *q = strchr(h->path, '?');
-    if (q) {
-        *q = '\0';
-        h->query = q + 1;
-    }
-    return 0;
-}
-
-static int parse_header_line(char *line, struct http_head *h, const char **why)
-{
-    char *colon = strchr(line, ':');
-    if (line[0] == ' ' || line[0] == '\t') {
-        *why = "folded header lines are not accepted";
-        return 400;
-    }
-    if (colon == NULL || colon == line) {
-        *why = "malformed header line";
-        return 400;
-    }
-    for (char *c = line; c < colon; c++) {
-        if (!is_tchar((unsigned char)*c)) {
-            *why = "malformed header name";
-            return 400;
-        }
-    }
-    *colon = '\0';
-    char *v = colon + 1, *e;
-    while (*v == ' ' || *v == '\t')
-        v++;
-    e = v + strlen(v);
-    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-        *--e = '\0';
-    for (char *c = v; *c; c++) {
-        unsigned char u = (unsigned char)*c;
-        if ((u < 0x20 && u != '\t') || u == 0x7f) {
-            *why = "control character in a header value";
-            return 400;
-        }
-    }
-    if (h->nheaders == HTTP_MAX_HEADERS) {
-        *why = "too many header fields";
-        return 431;
-    }
-    h->headers[h->nheaders].name = line;
-    h->headers[h->nheaders].value = v;
-    h->nheaders++;
-    return 0;
-}
-
-const char *http_head_get(const struct http_head *h, const char *name)
-{
-    for (size_t i = 0; i < h->nheaders; i++)
-        if (strcasecmp(h->headers[i].name, name) == 0)
-            return h->headers[i].value;
-    return NULL;
-}
-
-static int count_header(const struct http_head *h, const char *name)
-{
-    int n = 0;
-    for (size_t i = 0; i < h->nheaders; i++)
-        n += strcasecmp(h->headers[i].name, name) == 0;
-    return n;
-}
-
-/* Framing and connection semantics from the parsed header fields. */
-static int interpret_headers(struct http_head *h, const char **why)
-{
-    const char *cl = http_head_get(h, "Content-Length");
-    const char *te = http_head_get(h, "Transfer-Encoding");
-    const char *conn = http_head_get(h, "Connection");
-    const char *expect = http_head_get(h, "Expect");
-
-    if (count_header(h, "Content-Length") > 1 || count_header(h, "Host") > 1) {
-        *why = "repeated Content-Length or Host";
-        return 400;
-    }
-    if (te) {
-        *why = cl ? "both Transfer-Encoding and Content-Length" : NULL;
-        if (cl)
-            return 400;
-        if (has_token(te, "chunked")) {
-            *why = "chunked request bodies are not accepted; send Content-Length";
-            return 411;
-        }
-        *why = "unknown transfer coding";
-        return 501;
-    }
-    if (cl) {
-        long long v;
-        if (parse_ll(cl, 0, 1LL << 50, &v) != 0) {
-            *why = "malformed Content-Length";
-            return 400;
-        }
-        h->content_length = v;
-    }
-    if (h->minor >= 1 && http_head_get(h, "Host") == NULL) {
-        *why = "HTTP/1.1 requests need a Host header";
-        return 400;
-    }
-    if (h->minor >= 1)
-        h->keep_alive = !(conn && has_token(conn, "close"));
-    else
-        h->keep_alive = conn && has_token(conn, "keep-alive");
-    if (expect) {
-        if (strcasecmp(expect, "100-continue") != 0) {
-            *why = "unknown expectation";
-            return 417;
-        }
-        h->expect_continue = h->minor >= 1;
-    }
-    return 0;
-}
-
-int http_parse_head(char *buf, size_t len, struct http_head *h, const char **why)
-{
-    char *p = buf, *end = buf + len, *line;
-    int bad = 0, rc;
-
-    memset(h, 0, sizeof *h);
-    h->content_length = -1;
-    *why = "malformed request";
-    /* RFC 9112 §2.2: empty lines before a request line are ignored. */
-    while (p < end && (*p == '\r' || *p == '\n'))
-        p++;
-    line = next_line(&p, end, &bad);
-    if (line == NULL)
-        return 400;
-    rc = parse_request_line(line, h, why);
-    if (rc)
-        return rc;
-    for (;;) {
-        line = next_line(&p, end, &bad);
-        if (line == NULL) {
-            *why = bad ? "stray CR or NUL in the head" : "unterminated head";
-            return 400;
-        }
-        if (*line == '\0')
-            break;
-        rc = parse_header_line(line, h, why);
-        if (rc)
-            return rc;
-    }
-    if (p != end) {
-        *why = "data after the end of the head";
-        return 400;
-    }
-    return interpret_headers(h, why);
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int http_unescape(const char *in, size_t len, char *out, int form)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '%') {
-            int hi, lo;
-            if (len - i < 3 || (hi = hexval(in[i + 1])) < 0 || (lo = hexval(in[i + 2])) < 0)
-                return -EINVAL;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && form) {
-            c = ' ';
-        }
-        if (c == '\0')
-            return -EINVAL;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return (int)o;
-}
-
-/* --- replies --------------------------------------------------------------- */
-
-const char *http_reason(int status)
-{
-    static const struct {
-        int code;
-        const char *text;
-    } reasons[] = {
-        {100, "Continue"},
-        {200, "OK"},
-        {201, "Created"},
-        {202, "Accepted"},
-        {204, "No Content"},
-        {400, "Bad Request"},
-        {401, "Unauthorized"},
-        {403, "Forbidden"},
-        {404, "Not Found"},
-        {405, "Method Not Allowed"},
-        {406, "Not Acceptable"},
-        {408, "Request Timeout"},
-        {409, "Conflict"},
-        {411, "Length Required"},
-        {413, "Content Too Large"},
-        {414, "URI Too Long"},
-        {415, "Unsupported Media Type"},
-        {417, "Expectation Failed"},
-        {422, "Unprocessable Content"},
-        {429, "Too Many Requests"},
-        {431, "Request Header Fields Too Large"},
-        {500, "Internal Server Error"},
-        {501, "Not Implemented"},
-        {503, "Service Unavailable"},
-        {505, "HTTP Version Not Supported"},
-    };
-    for (size_t i = 0; i < ARRAY_LEN(reasons); i++)
-        if (reasons[i].code == status)
-            return reasons[i].text;
-    return "Unknown";
-}
-
 static void conn_kill(struct http_conn *c);
-static void conn_after_reply(struct http_conn *c, int keep);
-static void arm_timer(struct http_conn *c, int seconds);
+static void conn_process(struct http_conn *c);
+
+/* --- requests and replies -------------------------------------------------- */
 
 int http_add_header(struct http_request *req, const char *name, const char *value)
 {
@@ -416,8 +112,23 @@ int http_add_header(struct http_request *req, const char *name, const char *valu
     return 0;
 }
 
+static struct http_request *request_new(struct http_conn *c)
+{
+    struct http_request *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return NULL;
+    req->srv = c->srv;
+    req->conn = c;
+    req->start_us = c->first_byte_us ? c->first_byte_us : time_mono_us();
+    req->head.minor = 1;
+    memcpy(req->peer, c->peer, sizeof req->peer);
+    return req;
+}
+
 static void request_free(struct http_request *req)
 {
+    if (req->srv->cb.on_free)
+        req->srv->cb.on_free(req->srv->cb.arg, req);
     for (size_t i = 0; i < req->nrsp; i++) {
         free(req->rsp[i].name);
         free(req->rsp[i].value);
@@ -427,23 +138,91 @@ static void request_free(struct http_request *req)
     free(req);
 }
 
+/* --- the connection state machine -------------------------------------------- */
+
+static void arm_timer(struct http_conn *c, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    event_add(c->timer, &tv);
+}
+
+/* Read from the socket only in states that consume input, while the peer
+ * still sends and while queued answers stay below the output limit (a
+ * client that pipelines requests but reads no answers stops being read). */
+static void conn_update_reading(struct http_conn *c)
+{
+    size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+    int want = !c->peer_closed &&
+               (c->state == CS_LINGER || c->state == CS_DISCARD ||
+                ((c->state == CS_HEAD || c->state == CS_BODY) && out < c->srv->lim.max_output));
+    if (want && !c->reading)
+        bufferevent_enable(c->bev, EV_READ);
+    else if (!want && c->reading)
+        bufferevent_disable(c->bev, EV_READ);
+    c->reading = want;
+}
+
+/*
+ * The one place where a connection changes state. Each state decides what
+ * the connection reads and which timer runs:
+ *   CS_HEAD    waiting for a request; idle timer, then request timer from
+ *              its first byte (set in conn_process)
+ *   CS_BODY    reading a body; the request timer keeps running
+ *   CS_HANDLE  a handler holds the request; no timer; reading stops only if
+ *              the handler does not answer at once (see read_body)
+ *   CS_DISCARD answered from the head alone; the small body that follows is
+ *              dropped, then the next request may come
+ *   CS_CLOSING the last answer is being written; no reading
+ *   CS_LINGER  written and our side shut; input is drained and dropped for
+ *              a short while so the peer reads the answer before the close
+ */
+static void conn_enter(struct http_conn *c, enum conn_state to)
+{
+    c->state = to;
+    switch (to) {
+    case CS_HEAD:
+        c->first_byte_us = 0;
+        arm_timer(c, c->srv->lim.idle_timeout_s);
+        conn_update_reading(c);
+        break;
+    case CS_BODY:
+    case CS_DISCARD:
+        break;
+    case CS_HANDLE:
+    case CS_CLOSING:
+        event_del(c->timer);
+        if (to == CS_CLOSING)
+            conn_update_reading(c);
+        break;
+    case CS_LINGER:
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        arm_timer(c, LINGER_S);
+        conn_update_reading(c);
+        break;
+    case CS_DEAD:
+        break;
+    }
+}
+
 void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
                 size_t len)
 {
     struct http_conn *c = req->conn;
-    struct http_server *srv;
-    int keep;
+    int keep, bodyless = req->is_head || status == 204 || status == 304;
 
     if (c == NULL) {
         request_free(req);
         return;
     }
-    srv = c->srv;
-    keep = req->head.keep_alive && !srv->shutting_down && status != 408 && status < 500 &&
-           c->state != CS_CLOSING;
-    /* An unread body (an early 413, say) leaves the framing unknown. */
-    if (c->state == CS_HEAD || c->state == CS_BODY)
-        keep = 0;
+    /* Keep the connection after a request answered well: read whole, or
+     * refused from its head with a body small enough to drop. Other early
+     * answers (413, 408, a large refused body) leave the connection in a
+     * state not worth recovering. */
+    long long cl = req->head.content_length > 0 ? req->head.content_length : 0;
+    int early = c->state == CS_BODY && req->head.method != NULL;
+    keep = (c->state == CS_HANDLE || (early && cl <= DISCARD_MAX && !req->head.expect_continue)) &&
+           req->head.keep_alive && !c->srv->shutting_down && !c->peer_closed && status != 408 &&
+           status != 413 && status < 500;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", req->head.minor == 0 ? 0 : 1, status,
                         http_reason(status));
@@ -453,37 +232,41 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
         evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
     }
     if (!keep)
-        evbuffer_add_printf(out, "Connection: close\r\n");
+        evbuffer_add(out, "Connection: close\r\n", 19);
     else if (req->head.minor == 0)
-        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     for (size_t i = 0; i < req->nrsp; i++)
         evbuffer_add_printf(out, "%s: %s\r\n", req->rsp[i].name, req->rsp[i].value);
     evbuffer_add(out, "\r\n", 2);
-    if (!req->is_head && status != 204 && status != 304 && len > 0)
+    if (!bodyless && len > 0)
         evbuffer_add(out, body, len);
-    if (srv->cb.on_done)
-        srv->cb.on_done(srv->cb.arg, req, status, time_mono_us() - req->start_us);
+    if (c->srv->cb.on_done)
+        c->srv->cb.on_done(c->srv->cb.arg, req, status, time_mono_us() - req->start_us);
     c->req = NULL;
     request_free(req);
-    conn_after_reply(c, keep);
+    if (!keep) {
+        conn_enter(c, CS_CLOSING);
+        return;
+    }
+    if (early && cl > 0) {
+        c->discard = (size_t)cl;
+        conn_enter(c, CS_DISCARD);
+        return; /* conn_process goes on with the body bytes */
+    }
+    conn_enter(c, CS_HEAD);
+    /* An answer given later, outside conn_process: look at what the peer
+     * sent meanwhile. */
+    if (!c->processing && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void http_reply_problem(struct http_request *req, int status, const char *type_slug,
                         const char *detail)
 {
-    char type[96];
-    snprintf(type, sizeof type, "urn:clsm:problem:%s", type_slug);
-    json_t *p =
-        json_pack("{s:s, s:s, s:i}", "type", type, "title", http_reason(status), "status", status);
-    if (detail)
-        json_object_set_new(p, "detail", json_string(detail));
-    char *s = json_dumps(p, JSON_COMPACT);
+    char *s = http_problem_body(status, type_slug, detail, NULL, NULL, NULL);
     http_reply(req, status, "application/problem+json", s, s ? strlen(s) : 0);
     free(s);
-    json_decref(p);
 }
-
-/* --- connections ----------------------------------------------------------- */
 
 static void server_check_done(struct http_server *srv)
 {
@@ -509,27 +292,23 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
     server_check_done(srv);
 }
 
-/* Take the connection out of service; it is freed by the reaper after the
- * current callback returns. A request in a handler's hands survives. */
+/* Take the connection out of service; the reaper frees it after the current
+ * callback. A request still being read is freed here; one a handler holds
+ * is orphaned and freed by its http_reply(). */
 static void conn_kill(struct http_conn *c)
 {
     struct http_server *srv = c->srv;
     if (c->state == CS_DEAD)
         return;
-    /* A request still being read is ours; one in a handler's hands is
-     * orphaned and freed by its http_reply(). */
-    if (c->req && c->state != CS_HANDLE) {
+    if (c->req && c->state != CS_HANDLE)
         request_free(c->req);
-        c->req = NULL;
-    }
-    c->state = CS_DEAD;
+    else if (c->req)
+        c->req->conn = NULL;
+    c->req = NULL;
+    conn_enter(c, CS_DEAD);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     event_del(c->timer);
-    if (c->req) {
-        c->req->conn = NULL;
-        c->req = NULL;
-    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -543,40 +322,15 @@ static void conn_kill(struct http_conn *c)
     event_active(srv->reaper, EV_TIMEOUT, 0);
 }
 
-static void arm_timer(struct http_conn *c, int seconds)
-{
-    struct timeval tv = {seconds, 0};
-    event_add(c->timer, &tv);
-}
-
-static struct http_request *request_new(struct http_conn *c)
-{
-    struct http_request *req = calloc(1, sizeof *req);
-    if (req == NULL)
-        return NULL;
-    req->conn = c;
-    req->start_us = c->first_byte_us;
-    memcpy(req->peer, c->peer, sizeof req->peer);
-    return req;
-}
-
-/* Answer an error found by the server itself, then close. */
+/* Answer an error found by the server itself; the connection closes. */
 static void conn_fail(struct http_conn *c, int status, const char *why)
 {
-    struct http_request *req = c->req;
-    if (req == NULL) {
-        req = request_new(c);
-        if (req == NULL) {
-            conn_kill(c);
-            return;
-        }
-        c->req = req;
-        req->head.minor = 1;
+    if (c->req == NULL && (c->req = request_new(c)) == NULL) {
+        conn_kill(c);
+        return;
     }
-    if (req->start_us == 0)
-        req->start_us = time_mono_us();
-    req->head.keep_alive = 0;
-    http_reply_problem(req, status, "http", why);
+    c->req->head.keep_alive = 0;
+    http_reply_problem(c->req, status, "http", why);
 }
 
 /* Find the blank line ending a head in the first 'n' bytes. Returns the head
@@ -611,6 +365,8 @@ static size_t skip_blank_lines(struct evbuffer *in, size_t avail)
     return avail - n;
 }
 
+/* Parse a complete head into a new request and let on_head choose the body
+ * limit (or answer at once). Returns 0 when the body comes next. */
 static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
 {
     struct http_server *srv = c->srv;
@@ -629,8 +385,9 @@ static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
     }
     struct http_request *req = request_new(c);
     if (req == NULL || (req->headbuf = malloc(hl + 1)) == NULL) {
-        free(req);
-        conn_kill(c);
+        if (req)
+            request_free(req);
+        conn_fail(c, 503, "out of memory");
         return -1;
     }
     c->req = req;
@@ -643,9 +400,12 @@ static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
         return -1;
     }
     req->is_head = strcmp(req->head.method, "HEAD") == 0;
+    conn_enter(c, CS_BODY);
     long long limit = (long long)srv->lim.max_body;
     if (srv->cb.on_head) {
         long long l = srv->cb.on_head(srv->cb.arg, req);
+        if (c->req == NULL) /* answered without the body */
+            return c->state == CS_HEAD || c->state == CS_DISCARD ? 0 : -1;
         if (l >= 0)
             limit = l;
     }
@@ -659,11 +419,11 @@ static int read_head(struct http_conn *c, struct evbuffer *in, size_t avail)
         return -1;
     }
     if (req->head.expect_continue && req->head.content_length > 0)
-        evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
-    c->state = CS_BODY;
+        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
+/* Once the whole body is there, hand the request to its handler. */
 static int read_body(struct http_conn *c, struct evbuffer *in, size_t avail)
 {
     struct http_request *req = c->req;
@@ -678,73 +438,47 @@ static int read_body(struct http_conn *c, struct evbuffer *in, size_t avail)
     evbuffer_remove(in, req->body, cl);
     req->body[cl] = '\0';
     req->body_len = cl;
-    c->state = CS_HANDLE;
-    event_del(c->timer);
+    conn_enter(c, CS_HANDLE);
     c->srv->cb.on_request(c->srv->cb.arg, req);
-    /* A handler that answers later: stop reading (pipelined requests wait in
-     * the kernel) until it does. Most answer at once, and then this costs
-     * no system call. */
-    if (c->state == CS_HANDLE && !c->read_paused) {
-        bufferevent_disable(c->bev, EV_READ);
-        c->read_paused = 1;
-    }
+    /* Most handlers have answered by now; for one that answers later, stop
+     * reading until it does (costs system calls, so only then). */
+    if (c->state == CS_HANDLE)
+        conn_update_reading(c);
     return 0;
 }
 
 static void conn_process(struct http_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    for (;;) {
+    c->processing = 1;
+    for (int more = 1; more;) {
         size_t avail = evbuffer_get_length(in);
-        if (c->state == CS_HEAD) {
-            if (avail == 0) {
-                if (c->first_byte_us == 0)
-                    arm_timer(c, c->srv->lim.idle_timeout_s);
-                return;
-            }
+        more = 0;
+        if (c->state == CS_HEAD && c->reading && avail > 0) {
             if (c->first_byte_us == 0) {
                 c->first_byte_us = time_mono_us();
                 arm_timer(c, c->srv->lim.request_timeout_s);
             }
             avail = skip_blank_lines(in, avail);
-            if (avail == 0)
-                return;
-            if (read_head(c, in, avail) != 0)
-                return;
+            more = avail > 0 && read_head(c, in, avail) == 0;
         } else if (c->state == CS_BODY) {
-            if (read_body(c, in, avail) != 0)
-                return;
+            more = read_body(c, in, avail) == 0;
+        } else if (c->state == CS_DISCARD && avail > 0) {
+            size_t n = avail < c->discard ? avail : c->discard;
+            evbuffer_drain(in, n);
+            c->discard -= n;
+            if (c->discard == 0) {
+                conn_enter(c, CS_HEAD);
+                more = 1;
+            }
         } else if (c->state == CS_LINGER) {
             c->lingered += avail;
             evbuffer_drain(in, avail);
             if (c->lingered > LINGER_MAX_BYTES)
                 conn_kill(c);
-            return;
-        } else {
-            return;
         }
     }
-}
-
-static void conn_after_reply(struct http_conn *c, int keep)
-{
-    c->first_byte_us = 0;
-    if (!keep) {
-        c->state = CS_CLOSING;
-        event_del(c->timer);
-        bufferevent_disable(c->bev, EV_READ);
-        bufferevent_enable(c->bev, EV_WRITE);
-        return;
-    }
-    c->state = CS_HEAD;
-    if (c->read_paused) {
-        bufferevent_enable(c->bev, EV_READ);
-        c->read_paused = 0;
-    }
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
-    else
-        arm_timer(c, c->srv->lim.idle_timeout_s);
+    c->processing = 0;
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -753,24 +487,49 @@ static void read_cb(struct bufferevent *bev, void *arg)
     conn_process(arg);
 }
 
+/* The output buffer ran empty. */
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct http_conn *c = arg;
-    if (c->state != CS_CLOSING)
+    (void)bev;
+    if (c->state == CS_CLOSING) {
+        if (c->peer_closed)
+            conn_kill(c);
+        else
+            conn_enter(c, CS_LINGER);
         return;
-    /* Everything is written: shut our side and drain the peer's rest. */
-    shutdown(bufferevent_getfd(bev), SHUT_WR);
-    c->state = CS_LINGER;
-    bufferevent_enable(bev, EV_READ);
-    arm_timer(c, LINGER_S);
-    conn_process(c);
+    }
+    if (c->state == CS_HEAD && c->first_byte_us == 0 && c->srv->shutting_down) {
+        conn_kill(c); /* idle now that its answer is out */
+        return;
+    }
+    if (c->state == CS_HEAD || c->state == CS_BODY) {
+        conn_update_reading(c); /* may resume after output backpressure */
+        conn_process(c);
+    }
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct http_conn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    (void)bev;
+    if (!(what & BEV_EVENT_EOF) || c->state == CS_LINGER) {
+        conn_kill(c); /* errors, write timeouts, and the end of lingering */
+        return;
+    }
+    /* The peer finished sending. What it asked for is still answered: a
+     * request in a handler's hands, or answers waiting to be written. */
+    c->peer_closed = 1;
+    conn_update_reading(c);
+    if (c->state == CS_HANDLE)
+        return;
+    if (c->req) {
+        request_free(c->req); /* a body that will never be complete */
+        c->req = NULL;
+    }
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        conn_enter(c, CS_CLOSING);
+    else
         conn_kill(c);
 }
 
@@ -788,41 +547,49 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void peer_name(const struct sockaddr *sa, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
         inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-        port = ntohs(s4->sin_port);
-        snprintf(buf, len, "%s:%d", host, port);
+        snprintf(buf, len, "%s:%d", host, ntohs(s4->sin_port));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
         inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
-        port = ntohs(s6->sin6_port);
-        snprintf(buf, len, "[%s]:%d", host, port);
+        snprintf(buf, len, "[%s]:%d", host, ntohs(s6->sin6_port));
     } else {
         snprintf(buf, len, "unknown");
     }
 }
 
-static void refuse_busy(evutil_socket_t fd)
+/* Over the connection limit: a short answer written straight to the socket,
+ * without allocating a connection. What already arrived is read first, so
+ * that the close does not reset the connection before the client reads. */
+static void refuse_busy(struct http_server *srv, evutil_socket_t fd)
 {
-    static const char body[] =
-        "{\"type\":\"urn:clsm:problem:http\",\"title\":\"Service Unavailable\",\"status\":503,"
-        "\"detail\":\"too many open connections\"}";
-    char msg[512];
+    char msg[512],
+        *body = http_problem_body(503, "http", "too many open connections", NULL, NULL, NULL);
     int n =
         snprintf(msg, sizeof msg,
                  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
                  "Retry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                 sizeof body - 1, body);
-    ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w;
-    /* Read what already arrived, so that closing does not reset the
-     * connection before the client has read the answer. */
+                 body ? strlen(body) : 0, body ? body : "");
+    free(body);
+    if (n > 0 && (size_t)n < sizeof msg) {
+        ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
     shutdown(fd, SHUT_WR);
     for (int i = 0; i < 16 && recv(fd, msg, sizeof msg, MSG_DONTWAIT) > 0; i++)
         ;
     evutil_closesocket(fd);
+    /* One warning per second at most, with the count, however many come. */
+    int64_t now = time_mono_us();
+    srv->refused++;
+    if (now - srv->refused_logged_us >= 1000000) {
+        LOG(LOG_WARN, "api connections refused", LOG_S("reason", "connection limit"),
+            LOG_I("refused", srv->refused), LOG_I("connections", srv->nconns));
+        srv->refused = 0;
+        srv->refused_logged_us = now;
+    }
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -834,9 +601,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)salen;
 
     if (srv->shutting_down || srv->nconns >= srv->lim.max_connections) {
-        LOG(LOG_WARN, "api connection refused", LOG_S("reason", "connection limit"),
-            LOG_I("connections", srv->nconns));
-        refuse_busy(fd);
+        refuse_busy(srv, fd);
         return;
     }
     c = calloc(1, sizeof *c);
@@ -858,7 +623,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     peer_name(sa, c->peer, sizeof c->peer);
-    c->state = CS_HEAD;
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -867,8 +631,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct timeval wt = {WRITE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    arm_timer(c, srv->lim.idle_timeout_s);
+    bufferevent_enable(c->bev, EV_WRITE);
+    conn_enter(c, CS_HEAD);
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -982,8 +746,10 @@ void http_server_shutdown(struct http_server *srv, void (*done)(void *arg), void
     srv->nlisteners = 0;
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        /* Idle keep-alive connections go now; busy ones after their answer. */
-        if (c->state == CS_HEAD && c->first_byte_us == 0)
+        /* Idle keep-alive connections go now (or once their last answer is
+         * written, see write_cb); busy ones after their answer. */
+        if (c->state == CS_HEAD && c->first_byte_us == 0 &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             conn_kill(c);
     }
     event_active(srv->reaper, EV_TIMEOUT, 0);

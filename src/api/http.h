@@ -73,22 +73,29 @@ const char *http_head_get(const struct http_head *h, const char *name);
 int http_unescape(const char *in, size_t len, char *out, int form);
 
 struct http_limits {
-    size_t max_head; /* request line and headers, bytes */
-    size_t max_body; /* default body limit; on_head may choose another */
+    size_t max_head;   /* request line and headers, bytes */
+    size_t max_body;   /* default body limit; on_head may choose another */
+    size_t max_output; /* queued answer bytes before reading pauses */
     int max_connections;
     int idle_timeout_s;    /* keep-alive connection without a request */
     int request_timeout_s; /* from the first byte of a request to its last */
 };
 
 struct http_callbacks {
-    /* After the head was read: return the largest body accepted for this
-     * request, or -1 for the default. May be NULL. */
+    /* After the head was read, before any body: return the largest body
+     * accepted for this request, or -1 for the default. It may instead
+     * answer the request at once with http_reply() (a refusal that needs no
+     * body); then the body is never read and the connection closes after
+     * the answer. May be NULL. */
     long long (*on_head)(void *arg, struct http_request *req);
     /* A complete request to answer with http_reply(). */
     void (*on_request)(void *arg, struct http_request *req);
     /* After any answer was queued, including the server's own errors:
      * 'duration_us' counts from the first byte of the request. May be NULL. */
     void (*on_done)(void *arg, struct http_request *req, int status, int64_t duration_us);
+    /* Just before a request is freed, answered or abandoned: release what
+     * http_req_set_data() attached. May be NULL. */
+    void (*on_free)(void *arg, struct http_request *req);
     void *arg;
 };
 
@@ -140,5 +147,13 @@ void http_reply_problem(struct http_request *req, int status, const char *type_s
 
 /* Reason phrase of a status code ("Not Found"). */
 const char *http_reason(int status);
+
+/* An RFC 9457 problem document as compact JSON text: type
+ * "urn:clsm:problem:<slug>", title, status and, when not NULL, detail,
+ * instance, field (a query parameter or header) and pointer (a JSON pointer
+ * into the body). Invalid UTF-8 in the texts is replaced. Returns a string
+ * the caller free()s, or NULL when out of memory. */
+char *http_problem_body(int status, const char *slug, const char *detail, const char *instance,
+                        const char *field, const char *pointer);
 
 #endif

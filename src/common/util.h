@@ -30,7 +30,7 @@ int hostport_parse(const char *in, struct hostport *out);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t time_now_ms(void);
 
-/* Milliseconds from an arbitrary start (CLOCK_MONOTONIC), for durations. */
+/* Microseconds from an arbitrary start (CLOCK_MONOTONIC), for durations. */
 int64_t time_mono_us(void);
 
 /* Format 'ms' as RFC 3339 UTC with milliseconds ("2026-11-28T18:21:30.123Z")

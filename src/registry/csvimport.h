@@ -23,7 +23,7 @@
  * '*doc' = {"<plural>": [ ... ]} (new reference). '*lines' (malloc'd, caller
  * frees) receives for each entity the line it started on, so that errors the
  * server reports as "/<plural>/<n>/..." can be shown as "line L". Returns 0,
- * or -EINVAL/-E2BIG with 'msg' naming the line and column.
+ * -EINVAL/-E2BIG with 'msg' naming the line and column, or -ENOMEM.
  */
 int reg_csv_to_import(const char *buf, size_t len, const struct reg_kind *k, json_t **doc,
                       size_t **lines, char *msg, size_t msglen);

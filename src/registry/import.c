@@ -22,28 +22,34 @@ void reg_lookup_store(struct reg_lookup *lk, struct store *s)
     lk->arg = s;
 }
 
+/* Fill 'err' for a failure of the store itself; returns -EIO. */
+static int store_failed(struct store *s, struct reg_error *err)
+{
+    err->status = 500;
+    err->pointer[0] = '\0';
+    snprintf(err->detail, sizeof err->detail, "the store failed: %s", store_errmsg(s));
+    return -EIO;
+}
+
 static int role_allowed(const char *const *roles, const char *role)
 {
     for (int i = 0; roles[i]; i++)
-        if (role && strcmp(roles[i], role) == 0)
+        if (strcmp(roles[i], role) == 0)
             return 1;
     return 0;
 }
 
-int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t *obj,
-                        struct reg_error *err)
+int reg_find_referrer(struct store *s, const struct reg_kind *k, const char *id,
+                      int (*match)(const struct reg_field *f, void *arg), void *arg,
+                      struct reg_referrer *out)
 {
-    const char *id = json_string_value(json_object_get(obj, "id"));
-    const char *role = json_string_value(json_object_get(obj, "role"));
-
     for (size_t rk = 0; rk < REG_NKINDS; rk++) {
         for (size_t f = 0; f < reg_kinds[rk].nfields; f++) {
             const struct reg_field *fd = &reg_kinds[rk].fields[f];
             struct store_query q;
             json_t *items = NULL, *v;
             int more = 0, rc;
-            if (fd->type != RT_REF || fd->ref != k->id || fd->ref_roles == NULL ||
-                role_allowed(fd->ref_roles, role))
+            if (fd->type != RT_REF || fd->ref != k->id || (match && !match(fd, arg)))
                 continue;
             memset(&q, 0, sizeof q);
             q.kind = &reg_kinds[rk];
@@ -56,13 +62,11 @@ int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t 
             rc = store_reg_list(s, &q, &items, &more);
             json_decref(v);
             if (rc == 0 && json_array_size(items) > 0) {
-                err->status = 409;
-                snprintf(err->pointer, sizeof err->pointer, "/role");
-                snprintf(err->detail, sizeof err->detail,
-                         "%s \"%s\" is the %s of %s \"%s\", which needs another role", k->name, id,
-                         fd->name, reg_kinds[rk].name,
+                out->kind = &reg_kinds[rk];
+                out->field = fd;
+                str_copy(out->id, sizeof out->id,
                          json_string_value(json_object_get(json_array_get(items, 0), "id")));
-                rc = -EBUSY;
+                rc = 1;
             }
             json_decref(items);
             if (rc != 0)
@@ -70,6 +74,32 @@ int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t 
         }
     }
     return 0;
+}
+
+/* References that demand a role the new 'role' does not have. */
+static int demands_other_role(const struct reg_field *f, void *arg)
+{
+    return f->ref_roles != NULL && !role_allowed(f->ref_roles, arg);
+}
+
+int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t *obj,
+                        struct reg_error *err)
+{
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    const char *role = json_string_value(json_object_get(obj, "role"));
+    struct reg_referrer r;
+
+    int rc = reg_find_referrer(s, k, id, demands_other_role, (void *)(role ? role : ""), &r);
+    if (rc < 0)
+        return store_failed(s, err);
+    if (rc == 0)
+        return 0;
+    err->status = 409;
+    snprintf(err->pointer, sizeof err->pointer, "/role");
+    snprintf(err->detail, sizeof err->detail,
+             "%s \"%s\" is the %s of %s \"%s\", which needs another role", k->name, id,
+             r.field->name, r.kind->name, r.id);
+    return -EBUSY;
 }
 
 /* Prefix err->pointer with "/<plural>/<index>". */
@@ -107,16 +137,22 @@ static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
     if (json_is_string(idv) && reg_id_valid(k, json_string_value(idv))) {
         rc = store_reg_get(s, k, json_string_value(idv), &all, &cur);
         if (rc != 0 && rc != -ENOENT)
-            return rc;
+            return store_failed(s, err);
     }
     rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
-    if (rc == 0 && cur == NULL &&
-        store_reg_get(s, k, json_string_value(json_object_get(obj, "id")), &all, &cur) == 0) {
-        /* The id was derived (an assignment's): validate against what is
-         * stored under it. */
-        json_decref(obj);
-        obj = NULL;
-        rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
+    if (rc == 0 && cur == NULL) {
+        rc = store_reg_get(s, k, json_string_value(json_object_get(obj, "id")), &all, &cur);
+        if (rc == 0) {
+            /* The id was derived (an assignment's): validate against what is
+             * stored under it. */
+            json_decref(obj);
+            obj = NULL;
+            rc = reg_validate(k, item, cur, NULL, 0, lk, &obj, err);
+        } else if (rc == -ENOENT) {
+            rc = 0;
+        } else {
+            rc = store_failed(s, err);
+        }
     }
     if (rc == 0 && cur != NULL && same_as_stored(k, obj, cur)) {
         /* Nothing to write: updated_at keeps telling when data changed. */
@@ -140,9 +176,7 @@ static int import_one(struct store *s, const struct reg_kind *k, json_t *item,
                 snprintf(err->detail + n, sizeof err->detail - n, " and %s", k->unique[1]);
             }
         } else if (rc != 0) {
-            err->status = 500;
-            err->pointer[0] = '\0';
-            snprintf(err->detail, sizeof err->detail, "the store failed: %s", store_errmsg(s));
+            rc = store_failed(s, err);
         }
     }
 done:
@@ -151,10 +185,13 @@ done:
     return rc;
 }
 
-/* The id of the parent an item names in a self-referencing field, if that
- * parent is neither stored nor already imported. */
-static int parent_pending(struct store *s, const struct reg_kind *k, json_t *item)
+/* Whether an item names, in a self-referencing field, a parent that is
+ * neither stored nor already imported: '*pending' is set. Returns 0 or a
+ * store failure (with 'err' filled). */
+static int parent_pending(struct store *s, const struct reg_kind *k, json_t *item, int *pending,
+                          struct reg_error *err)
 {
+    *pending = 0;
     for (size_t f = 0; f < k->nfields; f++) {
         const struct reg_field *fd = &k->fields[f];
         json_t *v = json_object_get(item, fd->name), *obj = NULL;
@@ -163,11 +200,13 @@ static int parent_pending(struct store *s, const struct reg_kind *k, json_t *ite
             continue;
         if (!reg_id_valid(k, json_string_value(v)))
             return 0; /* validation will explain */
-        if (store_reg_get(s, k, json_string_value(v), &all, &obj) == 0) {
-            json_decref(obj);
-            return 0;
-        }
-        return 1;
+        int rc = store_reg_get(s, k, json_string_value(v), &all, &obj);
+        json_decref(obj);
+        if (rc == -ENOENT)
+            *pending = 1;
+        else if (rc != 0)
+            return store_failed(s, err);
+        return 0;
     }
     return 0;
 }
@@ -228,14 +267,22 @@ static int import_kind(struct store *s, const struct reg_kind *k, json_t *arr,
     char *state = calloc(n ? n : 1, 1);
     int rc = 0, progress = 1;
 
-    if (state == NULL)
+    if (state == NULL) {
+        err->status = 500;
+        snprintf(err->detail, sizeof err->detail, "out of memory");
         return -ENOMEM;
+    }
     while (done < n && progress && rc == 0) {
         progress = 0;
         for (size_t i = 0; i < n && rc == 0; i++) {
             enum outcome o = UNCHANGED;
             json_t *item = json_array_get(arr, i);
-            if (state[i] || (json_is_object(item) && parent_pending(s, k, item)))
+            int pending = 0;
+            if (state[i])
+                continue;
+            if (json_is_object(item) && (rc = parent_pending(s, k, item, &pending, err)) != 0)
+                break;
+            if (pending)
                 continue;
             rc = import_one(s, k, item, lk, &o, err);
             if (rc != 0) {
@@ -264,11 +311,11 @@ int reg_import(struct store *s, json_t *doc, json_t **summary, struct reg_error 
     struct reg_lookup lk;
     const char *key;
     json_t *v, *counts = NULL;
-    int rc;
+    int rc = 0;
 
     *summary = NULL;
+    memset(err, 0, sizeof *err);
     err->status = 422;
-    err->pointer[0] = '\0';
     if (!json_is_object(doc)) {
         snprintf(err->detail, sizeof err->detail, "the import document must be a JSON object");
         return -EINVAL;
@@ -284,20 +331,16 @@ int reg_import(struct store *s, json_t *doc, json_t **summary, struct reg_error 
         }
     }
     reg_lookup_store(&lk, s);
-    rc = store_begin(s);
-    if (rc != 0) {
-        err->status = 500;
-        snprintf(err->detail, sizeof err->detail, "the store failed: %s", store_errmsg(s));
-        return rc;
-    }
+    if (store_begin(s) != 0)
+        return store_failed(s, err);
     counts = json_object();
     for (size_t i = 0; i < REG_NKINDS && rc == 0; i++) {
         json_t *arr = json_object_get(doc, reg_kinds[i].plural);
         if (arr)
             rc = import_kind(s, &reg_kinds[i], arr, &lk, counts, err);
     }
-    if (rc == 0)
-        rc = store_commit(s);
+    if (rc == 0 && store_commit(s) != 0)
+        rc = store_failed(s, err);
     if (rc != 0) {
         store_rollback(s);
         json_decref(counts);

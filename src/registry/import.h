@@ -20,11 +20,30 @@
 /* A reg_lookup that reads referenced entities from 's' (any scope). */
 void reg_lookup_store(struct reg_lookup *lk, struct store *s);
 
+/* One entity that references another: its kind, the referencing field and
+ * its id. */
+struct reg_referrer {
+    const struct reg_kind *kind;
+    const struct reg_field *field;
+    char id[128];
+};
+
+/*
+ * Find one entity that references entity 'id' of kind 'k' through a field
+ * for which 'match' (may be NULL: every reference field) returns nonzero.
+ * Returns 1 with '*out' filled, 0 when there is none, or a negative errno
+ * when the store fails.
+ */
+int reg_find_referrer(struct store *s, const struct reg_kind *k, const char *id,
+                      int (*match)(const struct reg_field *f, void *arg), void *arg,
+                      struct reg_referrer *out);
+
 /*
  * Check that replacing an entity of kind 'k' by 'obj' keeps the entities
  * that reference it valid: a reference that demands a role (a segment's
- * vnb, an assignment's party) must still find that role. Returns 0, or
- * -EBUSY with 'err' (status 409, pointer /role) naming one referrer.
+ * vnb, an assignment's party) must still find that role. Returns 0, -EBUSY
+ * with 'err' (status 409, pointer /role) naming one referrer, or -EIO with
+ * 'err' (status 500) when the store fails.
  */
 int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t *obj,
                         struct reg_error *err);
@@ -36,7 +55,8 @@ int reg_check_referrers(struct store *s, const struct reg_kind *k, const json_t 
  * On failure nothing is written and 'err' points at the offending entity and
  * field ("/installations/17/rated_power_w"); returns -EINVAL (invalid input,
  * err->status 422), -EEXIST (a unique field combination is taken, 409),
- * -EBUSY (a role change that referrers forbid, 409) or -EIO (database).
+ * -EBUSY (a role change that referrers forbid, 409), or -EIO/-ENOMEM (the
+ * store or memory failed, 500). 'err' is filled on every failure.
  */
 int reg_import(struct store *s, json_t *doc, json_t **summary, struct reg_error *err);
 

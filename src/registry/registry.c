@@ -200,8 +200,9 @@ static const struct reg_field assignment_fields[] = {
     TIMESTAMPS,
 };
 
-static int check_segment(const json_t *obj, const struct reg_lookup *lk, struct reg_error *err);
-static int check_installation(const json_t *obj, const struct reg_lookup *lk,
+static int check_segment(const json_t *obj, const json_t *current, const struct reg_lookup *lk,
+                         struct reg_error *err);
+static int check_installation(const json_t *obj, const json_t *current, const struct reg_lookup *lk,
                               struct reg_error *err);
 
 static const char *const inst_unique[] = {"device", "output", NULL};
@@ -340,8 +341,11 @@ static int check_ref(const struct reg_field *f, json_t *v, const struct reg_look
                     rk->fields[0].format_desc);
     if (lk == NULL)
         return 0;
-    if (lk->get(lk->arg, rk, id, &obj) != 0)
+    rc = lk->get(lk->arg, rk, id, &obj);
+    if (rc == -ENOENT)
         return fail(err, 422, f->name, "refers to %s \"%s\", which does not exist", rk->name, id);
+    if (rc != 0)
+        return fail(err, 500, f->name, "looking up %s \"%s\" failed", rk->name, id);
     if (f->ref_roles) {
         const char *role = json_string_value(json_object_get(obj, "role"));
         if (role == NULL || enum_index(f->ref_roles, role) < 0) {
@@ -525,6 +529,7 @@ int reg_validate(const struct reg_kind *k, json_t *in, const json_t *current, co
     int rc = -EINVAL;
 
     *out = NULL;
+    memset(err, 0, sizeof *err);
     if (!json_is_object(in))
         return fail(err, 422, NULL, "the body must be a JSON object");
     src = patch && current ? merge_patch(current, in) : json_incref(in);
@@ -551,7 +556,7 @@ int reg_validate(const struct reg_kind *k, json_t *in, const json_t *current, co
         }
         json_object_set_new(res, "id", json_string(derived));
     }
-    if (k->check && k->check(res, lk, err) != 0)
+    if (k->check && k->check(res, current, lk, err) != 0)
         goto out;
     *out = res;
     res = NULL;
@@ -562,40 +567,46 @@ out:
     return rc;
 }
 
-/* A segment must not become its own ancestor; the walk is bounded so that a
- * corrupted store cannot loop it either. */
-#define SEGMENT_MAX_DEPTH 64
+/* A segment must not become its own ancestor. Checked only when the
+ * parent changes; the walk up is bounded so that a corrupted store cannot
+ * loop it. Trees have no depth limit of their own. */
+#define SEGMENT_WALK_MAX 4096
 
-static int check_segment(const json_t *obj, const struct reg_lookup *lk, struct reg_error *err)
+static int check_segment(const json_t *obj, const json_t *current, const struct reg_lookup *lk,
+                         struct reg_error *err)
 {
     const char *self = json_string_value(json_object_get(obj, "id"));
     json_t *parent = json_object_get(obj, "parent");
     json_t *cur = NULL;
     char next[128];
-    int depth = 0, rc = 0;
 
-    if (!json_is_string(parent) || lk == NULL)
+    if (!json_is_string(parent) || lk == NULL ||
+        (current && json_equal(parent, json_object_get(current, "parent"))))
         return 0;
     str_copy(next, sizeof next, json_string_value(parent));
-    while (rc == 0) {
+    for (int steps = 0;; steps++) {
         if (strcmp(next, self) == 0)
             return fail(err, 422, "parent", "would make segment \"%s\" its own ancestor", self);
-        if (++depth > SEGMENT_MAX_DEPTH)
-            return fail(err, 422, "parent", "segment tree deeper than %d levels",
-                        SEGMENT_MAX_DEPTH);
-        if (lk->get(lk->arg, &reg_kinds[REG_SEGMENT], next, &cur) != 0)
+        if (steps == SEGMENT_WALK_MAX)
+            return fail(err, 500, "parent", "the ancestry of \"%s\" is longer than %d segments",
+                        json_string_value(parent), SEGMENT_WALK_MAX);
+        int rc = lk->get(lk->arg, &reg_kinds[REG_SEGMENT], next, &cur);
+        if (rc == -ENOENT)
             return 0;
+        if (rc != 0)
+            return fail(err, 500, "parent", "looking up segment \"%s\" failed", next);
         json_t *p = json_object_get(cur, "parent");
-        if (json_is_string(p))
+        int more = json_is_string(p);
+        if (more)
             str_copy(next, sizeof next, json_string_value(p));
-        else
-            rc = 1;
         json_decref(cur);
+        if (!more)
+            return 0;
     }
-    return 0;
 }
 
-static int check_installation(const json_t *obj, const struct reg_lookup *lk, struct reg_error *err)
+static int check_installation(const json_t *obj, const json_t *current, const struct reg_lookup *lk,
+                              struct reg_error *err)
 {
     const char *kind = json_string_value(json_object_get(obj, "kind"));
     const char *dir = json_string_value(json_object_get(obj, "direction"));
@@ -610,6 +621,7 @@ static int check_installation(const json_t *obj, const struct reg_lookup *lk, st
         {"chp", "production"},
     };
     (void)lk;
+    (void)current;
 
     for (size_t i = 0; i < ARRAY_LEN(allowed); i++) {
         if (strcmp(kind, allowed[i].kind) == 0 && strstr(allowed[i].dirs, dir) == NULL)
@@ -665,4 +677,21 @@ json_t *reg_value_from_text(const struct reg_field *f, const char *text, char *m
         return s;
     }
     }
+}
+
+json_t *reg_filter_value(const struct reg_field *f, const char *text, char *msg, size_t mlen)
+{
+    struct reg_error err;
+    json_t *v = reg_value_from_text(f, text, msg, mlen), *norm = NULL;
+
+    if (v == NULL || json_is_null(v))
+        return v;
+    /* The checks of a body value, except that a reference need not exist. */
+    if (check_value(f, v, NULL, &norm, &err) != 0) {
+        snprintf(msg, mlen, "%s: %s", f->name, err.detail);
+        json_decref(v);
+        return NULL;
+    }
+    json_decref(v);
+    return norm;
 }

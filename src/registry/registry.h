@@ -84,8 +84,10 @@ struct reg_kind {
     /* Fields that together are unique besides the id, or NULL. */
     const char *const *unique;
     /* Rules across fields of one validated object (and its references);
-     * NULL when there are none. Returns 0 or -EINVAL with 'err' filled. */
-    int (*check)(const json_t *obj, const struct reg_lookup *lk, struct reg_error *err);
+     * 'current' is the stored entity being replaced, or NULL. NULL when
+     * there are none. Returns 0 or -EINVAL with 'err' filled. */
+    int (*check)(const json_t *obj, const json_t *current, const struct reg_lookup *lk,
+                 struct reg_error *err);
 };
 
 /* Kinds in dependency order: a kind only references kinds before it. */
@@ -127,5 +129,11 @@ int reg_text_check(const json_t *v, size_t min, size_t max, char *msg, size_t le
  * separated lists for sets; strings stay strings. An empty string becomes
  * JSON null. Returns a new reference, or NULL with 'msg' filled. */
 json_t *reg_value_from_text(const struct reg_field *f, const char *text, char *msg, size_t mlen);
+
+/* A list filter value from a query string: reg_value_from_text() followed
+ * by the checks a body value gets (type, bounds, format, allowed values),
+ * except that a referenced entity need not exist. Returns a new reference
+ * (JSON null for an empty text), or NULL with 'msg' filled. */
+json_t *reg_filter_value(const struct reg_field *f, const char *text, char *msg, size_t mlen);
 
 #endif

@@ -7,8 +7,13 @@
  * time (the API loop). Functions return 0 or a negative errno:
  *   -ENOENT  no such entity (or not visible in the given scope)
  *   -EEXIST  the id, or a unique combination of fields, is taken
- *   -EBUSY   the entity is still referenced by others
- *   -EIO     the database failed; store_errmsg() says how
+ *   -EBUSY   the entity is still referenced by others, or references a
+ *            missing one
+ *   -EINVAL  a value the schema refuses (a CHECK or NOT NULL constraint);
+ *            validation normally stops these earlier
+ *   -EIO     the database failed; store_errmsg() says how. Inside an
+ *            explicit transaction that SQLite rolled back by itself, every
+ *            further call fails with -EIO until store_rollback().
  * Returned json_t objects are new references owned by the caller.
  */
 #ifndef CLSM_STORE_H

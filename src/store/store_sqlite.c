@@ -34,6 +34,7 @@ struct sq {
     struct store base;
     sqlite3 *db;
     int in_tx;
+    int tx_broken; /* SQLite rolled the explicit transaction back itself */
     int version;
     uint64_t tick;
     char err[512];
@@ -73,6 +74,11 @@ static struct sq *SQ(struct store *s)
 static int db_fail(struct sq *q, int rc)
 {
     snprintf(q->err, sizeof q->err, "%s", sqlite3_errmsg(q->db));
+    /* After I/O, full-disk or out-of-memory errors SQLite may roll back the
+     * whole transaction; later statements would then run outside it, each
+     * committing on its own. Refuse them until the caller rolls back. */
+    if (q->in_tx && sqlite3_get_autocommit(q->db))
+        q->tx_broken = 1;
     switch (rc) {
     case SQLITE_CONSTRAINT_PRIMARYKEY:
     case SQLITE_CONSTRAINT_UNIQUE:
@@ -93,6 +99,10 @@ static int db_fail(struct sq *q, int rc)
 static sqlite3_stmt *prep(struct sq *q, const char *sql)
 {
     struct stmt_entry *victim = &q->cache[0];
+    if (q->tx_broken) {
+        snprintf(q->err, sizeof q->err, "the transaction was rolled back after an error");
+        return NULL;
+    }
     for (size_t i = 0; i < STMT_CACHE; i++) {
         struct stmt_entry *e = &q->cache[i];
         if (e->sql && strcmp(e->sql, sql) == 0) {
@@ -600,6 +610,10 @@ static int sq_begin(struct store *s)
 static int sq_commit(struct store *s)
 {
     struct sq *q = SQ(s);
+    if (q->tx_broken) {
+        snprintf(q->err, sizeof q->err, "the transaction was rolled back after an error");
+        return -EIO;
+    }
     int rc = exec(q, "COMMIT");
     if (rc == 0 || sqlite3_get_autocommit(q->db))
         q->in_tx = 0;
@@ -611,6 +625,7 @@ static int sq_rollback(struct store *s)
     struct sq *q = SQ(s);
     int rc = sqlite3_get_autocommit(q->db) ? 0 : exec(q, "ROLLBACK");
     q->in_tx = 0;
+    q->tx_broken = 0;
     return rc;
 }
 

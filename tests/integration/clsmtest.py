@@ -46,7 +46,7 @@ class Response:
 class Clsmd:
     """One clsmd process with its own store and log file."""
 
-    def __init__(self, workdir=None, args=(), env=None, admin_token=ADMIN_TOKEN):
+    def __init__(self, workdir=None, args=(), env=None, admin_token=ADMIN_TOKEN, preexec=None):
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="clsmd-test-")
@@ -59,6 +59,7 @@ class Clsmd:
         self.admin_token = admin_token
         self.proc = None
         self.port = None
+        self.preexec = preexec
 
     def start(self, timeout=15):
         cmd = [CLSMD, "--set", "api.listen=127.0.0.1:0",
@@ -72,7 +73,7 @@ class Clsmd:
         self._log = open(self.logpath, "ab")
         start_offset = self._log.tell()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, env=env,
-                                     cwd=self.workdir)
+                                     cwd=self.workdir, preexec_fn=self.preexec)
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.logpath, "rb") as f:
@@ -105,6 +106,14 @@ class Clsmd:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def rss_kib(self):
+        """Resident memory of the process in KiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def log(self):
         with open(self.logpath, "rb") as f:
@@ -181,10 +190,11 @@ class ServerTest(unittest.TestCase):
     """A test case with one clsmd per test class (started in setUpClass)."""
 
     server_args = ()
+    server_env = None
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Clsmd(args=cls.server_args).start()
+        cls.server = Clsmd(args=cls.server_args, env=cls.server_env).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -875,9 +875,14 @@ class MetricsTest(HttpBase):
 
     def test_early_errors_count_under_their_route(self):
         before = self.count(self.metrics(), "POST", "/v1/parties", 413)
+        self.exchange("POST /v1/parties HTTP/1.1\r\nHost: t\r\n%sContent-Length: %d\r\n"
+                      "Expect: 100-continue\r\n\r\n" % (AUTH, 2 * MIB))
+        self.assertEqual(self.count(self.metrics(), "POST", "/v1/parties", 413), before + 1)
+        # Refused from the head (no token), before any body is read.
+        before = self.count(self.metrics(), "POST", "/v1/parties", 401)
         self.exchange("POST /v1/parties HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
                       "Expect: 100-continue\r\n\r\n" % (2 * MIB))
-        self.assertEqual(self.count(self.metrics(), "POST", "/v1/parties", 413), before + 1)
+        self.assertEqual(self.count(self.metrics(), "POST", "/v1/parties", 401), before + 1)
 
     def test_every_sample_line_is_well_formed(self):
         self.server.request("GET", "/v1/me")
