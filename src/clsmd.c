@@ -10,9 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "api/api.h"
+#include "audit/audit.h"
+#include "channel/channel.h"
+#include "channel/gwa_client.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/tls.h"
+#include "dispatch/dispatch.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -21,9 +28,14 @@ struct clsmd {
     struct clsm_config cfg;
     struct event_base *base;
     struct store *store;
+    struct audit *audit;
     struct api *api;
+    struct dispatch *dispatch;
+    struct channel_mgr *channels;
+    struct gwa_client *gwa;
     struct event *sigterm, *sigint, *grace;
     int stopping;
+    int pending_stops; /* parts still draining after a signal */
 };
 
 static void usage(FILE *out)
@@ -106,10 +118,12 @@ fail:
     return -1;
 }
 
+/* One part (API, channels) has drained; the loop ends after the last. */
 static void stopped_cb(void *arg)
 {
     struct clsmd *d = arg;
-    event_base_loopbreak(d->base);
+    if (--d->pending_stops == 0)
+        event_base_loopbreak(d->base);
 }
 
 static void grace_cb(evutil_socket_t fd, short what, void *arg)
@@ -136,7 +150,81 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     struct timeval tv = {(time_t)(d->cfg.shutdown_grace_ms / 1000),
                          (suseconds_t)(d->cfg.shutdown_grace_ms % 1000) * 1000};
     event_add(d->grace, &tv);
+    d->pending_stops = d->channels ? 2 : 1;
+    if (d->channels)
+        channel_mgr_shutdown(d->channels, stopped_cb, d);
     api_shutdown(d->api, stopped_cb, d);
+}
+
+static const int tls_versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+
+/* The CLS channels: TLS listener, lpc-mqtt, the GWA client. Off (with a
+ * warning) when no EMT certificate is configured. */
+static int start_channels(struct clsmd *d)
+{
+    struct tls_profile prof;
+    struct hostport bound;
+    char err[512], endpoint[300];
+    SSL_CTX *ctx;
+
+    if (!d->cfg.tls_cert[0]) {
+        LOG(LOG_WARN, "tls.cert is not set; CLS channels are off",
+            LOG_S("hint", "scripts/mkpki.sh makes a test PKI"));
+        return 0;
+    }
+    tls_profile_default(&prof);
+    str_copy(prof.curves, sizeof prof.curves, d->cfg.tls_curves);
+    str_copy(prof.ciphers, sizeof prof.ciphers, d->cfg.tls_ciphers);
+    str_copy(prof.ciphersuites, sizeof prof.ciphersuites, d->cfg.tls_ciphersuites);
+    prof.min_version = tls_versions[d->cfg.tls_min_version];
+    prof.max_version = tls_versions[d->cfg.tls_max_version];
+    ctx =
+        tls_server_ctx(&prof, d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_smgw_ca, err, sizeof err);
+    if (ctx == NULL) {
+        LOG(LOG_ERROR, "cannot set up TLS for channels", LOG_S("error", err));
+        return -1;
+    }
+    struct channel_limits lim = {
+        (int)d->cfg.channel_max_channels,       (int)d->cfg.channel_handshake_timeout_s,
+        (int)d->cfg.channel_identify_timeout_s, (int)d->cfg.channel_idle_timeout_s,
+        (size_t)d->cfg.channel_max_frame,       (size_t)d->cfg.channel_max_output,
+        (int)d->cfg.channel_heartbeat_s,
+    };
+    struct channel_listener l = dispatch_channel_listener(d->dispatch);
+    d->channels = channel_mgr_new(d->base, d->store, d->audit, ctx, &lim, &l);
+    SSL_CTX_free(ctx);
+    if (d->channels == NULL)
+        return -1;
+    int rc = channel_mgr_listen(d->channels, &d->cfg.channel_listen, &bound);
+    if (rc != 0) {
+        LOG(LOG_ERROR, "cannot listen for channels", LOG_S("host", d->cfg.channel_listen.host),
+            LOG_I("port", d->cfg.channel_listen.port), LOG_S("error", strerror(-rc)));
+        return -1;
+    }
+    snprintf(endpoint, sizeof endpoint, "%s:%d", bound.host, bound.port);
+    if (d->cfg.channel_endpoint[0])
+        str_copy(endpoint, sizeof endpoint, d->cfg.channel_endpoint);
+    struct gwa_client_config gc = {
+        .emt_id = d->cfg.emt_id,
+        .endpoint = endpoint,
+        .cert = d->cfg.tls_cert,
+        .key = d->cfg.tls_key,
+        .ca = d->cfg.tls_gwa_ca[0] ? d->cfg.tls_gwa_ca : NULL,
+        .curves = d->cfg.tls_curves,
+        .ciphers = d->cfg.tls_ciphers,
+        .timeout_s = (int)d->cfg.gwa_timeout_s,
+        .batch_max = (int)d->cfg.gwa_batch_max,
+        .retry_max_s = (int)d->cfg.gwa_retry_max_s,
+        .channel_wait_s = (int)d->cfg.gwa_channel_wait_s,
+        .poll_s = 2,
+    };
+    d->gwa = gwa_client_new(d->base, d->store, &gc, dispatch_gwa_result, d->dispatch);
+    if (d->gwa == NULL)
+        return -1;
+    dispatch_attach(d->dispatch, d->channels, d->gwa);
+    LOG(LOG_INFO, "channels listening", LOG_S("addr", endpoint),
+        LOG_I("max_channels", d->cfg.channel_max_channels));
+    return 0;
 }
 
 static int start(struct clsmd *d)
@@ -155,9 +243,18 @@ static int start(struct clsmd *d)
     LOG(LOG_INFO, "store open", LOG_S("path", d->cfg.store_path),
         LOG_I("schema_version", store_schema_version(d->store)),
         LOG_S("synchronous", config_synchronous_name(&d->cfg)));
-    d->api = api_new(d->base, d->store, &d->cfg);
+    d->audit = audit_new(d->base, d->store);
+    struct dispatch_config dc = {(int)d->cfg.command_deadline_s, (int)d->cfg.command_ack_timeout_s};
+    d->dispatch = d->audit ? dispatch_new(d->base, d->store, d->audit, &dc) : NULL;
+    d->api = d->dispatch ? api_new(d->base, d->store, &d->cfg) : NULL;
     if (d->api == NULL)
         return -1;
+    if (start_channels(d) != 0)
+        return -1;
+    api_set_runtime(d->api, d->dispatch, d->channels);
+    if (dispatch_resume(d->dispatch) != 0)
+        LOG(LOG_ERROR, "unfinished commands could not be resumed",
+            LOG_S("error", store_errmsg(d->store)));
     if (!d->cfg.auth_admin_token[0])
         LOG(LOG_WARN, "auth.admin_token is not set; only party tokens can use the API",
             LOG_S("hint", "set auth.admin_token or CLSM_AUTH_ADMIN_TOKEN"));
@@ -191,6 +288,7 @@ int main(int argc, char **argv)
     lvl = (enum log_level)d.cfg.log_level;
     log_init(lvl, 2);
     signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     d.base = event_base_new();
     if (d.base == NULL)
@@ -207,8 +305,15 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
     status = 0;
 out:
+    /* Commands first (their submitters are answered through the API), then
+     * what they use; the audit flushes last before the store closes. */
+    dispatch_free(d.dispatch);
+    gwa_client_free(d.gwa);
+    channel_mgr_free(d.channels);
     api_free(d.api);
+    audit_free(d.audit);
     store_close(d.store);
+    curl_global_cleanup();
     if (d.sigterm)
         event_free(d.sigterm);
     if (d.sigint)

@@ -43,6 +43,9 @@ static const struct api_route routes[] = {
     {"POST", "/v1/parties/{id}/tokens", api__token_create, AUTH_ADMIN, BODY_JSON, REG_PARTY},
     {"DELETE", "/v1/parties/{id}/tokens/{token}", api__token_delete, AUTH_ADMIN, BODY_NONE,
      REG_PARTY},
+    {"POST", "/v1/devices/{id}/commands", api__command_submit, AUTH_ADMIN, BODY_JSON, REG_DEVICE},
+    {"GET", "/v1/commands/{id}", api__command_get, AUTH_ADMIN, BODY_NONE, -1},
+    {"GET", "/v1/channels", api__channel_list, AUTH_ADMIN, BODY_NONE, -1},
     REG_ROUTES("parties", REG_PARTY),
     REG_ROUTES("segments", REG_SEGMENT),
     REG_ROUTES("gwas", REG_GWA),
@@ -522,6 +525,12 @@ struct api *api_new(struct event_base *base, struct store *store, const struct c
         return NULL;
     }
     return api;
+}
+
+void api_set_runtime(struct api *api, struct dispatch *dispatch, struct channel_mgr *channels)
+{
+    api->dispatch = dispatch;
+    api->channels = channels;
 }
 
 int api_listen(struct api *api, const struct hostport *addr, struct hostport *bound)

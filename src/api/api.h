@@ -21,6 +21,14 @@ struct api;
  * NULL when out of memory. */
 struct api *api_new(struct event_base *base, struct store *store, const struct clsm_config *cfg);
 
+struct dispatch;
+struct channel_mgr;
+
+/* Give the API the parts that drive devices: the dispatcher (commands) and
+ * the channel manager (may be NULL when channels are off). Both are
+ * borrowed and must outlive the API. */
+void api_set_runtime(struct api *api, struct dispatch *dispatch, struct channel_mgr *channels);
+
 /* Listen on 'addr'; the bound address is written to 'bound'. Returns 0 or a
  * negative errno. */
 int api_listen(struct api *api, const struct hostport *addr, struct hostport *bound);

@@ -18,9 +18,14 @@
 #define API_MAX_PARAMS 3
 #define API_PARAM_MAX  128
 
+struct dispatch;
+struct channel_mgr;
+
 struct api {
     struct event_base *base;
     struct store *store;
+    struct dispatch *dispatch;    /* NULL until api_set_runtime() */
+    struct channel_mgr *channels; /* NULL when channels are off */
     struct http_server *http;
     struct metrics *metrics;
     uint8_t admin_hash[TOKEN_HASH_LEN];
@@ -105,5 +110,10 @@ void api__set_light(struct api_call *c);
 void api__token_create(struct api_call *c);
 void api__token_list(struct api_call *c);
 void api__token_delete(struct api_call *c);
+
+/* Handlers (api_runtime.c). */
+void api__command_submit(struct api_call *c);
+void api__command_get(struct api_call *c);
+void api__channel_list(struct api_call *c);
 
 #endif

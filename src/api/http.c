@@ -12,9 +12,12 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/tls.h"
 
 #define MAX_LISTENERS    4
 #define MAX_RSP_HEADERS  16
@@ -77,6 +81,7 @@ struct http_conn {
 
 struct http_server {
     struct event_base *base;
+    SSL_CTX *tls; /* NULL for plain HTTP */
     struct http_limits lim;
     struct http_callbacks cb;
     struct evconnlistener *listeners[MAX_LISTENERS];
@@ -195,6 +200,8 @@ static void conn_enter(struct http_conn *c, enum conn_state to)
             conn_update_reading(c);
         break;
     case CS_LINGER:
+        /* (never for TLS: half-closing the socket would cut the record
+         * layer; TLS connections close once written, see write_cb) */
         shutdown(bufferevent_getfd(c->bev), SHUT_WR);
         arm_timer(c, LINGER_S);
         conn_update_reading(c);
@@ -493,7 +500,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     struct http_conn *c = arg;
     (void)bev;
     if (c->state == CS_CLOSING) {
-        if (c->peer_closed)
+        if (c->peer_closed || c->srv->tls)
             conn_kill(c);
         else
             conn_enter(c, CS_LINGER);
@@ -514,6 +521,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     struct http_conn *c = arg;
     (void)bev;
     if (!(what & BEV_EVENT_EOF) || c->state == CS_LINGER) {
+        if ((what & BEV_EVENT_ERROR) && c->srv->tls) {
+            unsigned long e = bufferevent_get_openssl_error(c->bev);
+            char msg[256] = "connection reset";
+            if (e)
+                ERR_error_string_n(e, msg, sizeof msg);
+            LOG(LOG_INFO, "tls connection failed", LOG_S("peer", c->peer), LOG_S("error", msg));
+        }
         conn_kill(c); /* errors, write timeouts, and the end of lingering */
         return;
     }
@@ -610,7 +624,18 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     c->srv = srv;
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (srv->tls) {
+        SSL *ssl = SSL_new(srv->tls);
+        c->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        else if (ssl)
+            SSL_free(ssl);
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     c->timer = evtimer_new(srv->base, timer_cb, c);
     if (c->bev == NULL || c->timer == NULL) {
         if (c->bev)
@@ -677,6 +702,14 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
         return NULL;
     }
     return srv;
+}
+
+void http_server_set_tls(struct http_server *srv, SSL_CTX *ctx)
+{
+    if (ctx)
+        SSL_CTX_up_ref(ctx);
+    SSL_CTX_free(srv->tls);
+    srv->tls = ctx;
 }
 
 int http_server_listen(struct http_server *srv, const struct hostport *addr, struct hostport *bound)
@@ -775,6 +808,7 @@ void http_server_free(struct http_server *srv)
     }
     if (srv->resume)
         event_free(srv->resume);
+    SSL_CTX_free(srv->tls);
     free(srv);
 }
 
@@ -804,6 +838,14 @@ const char *http_req_body(const struct http_request *req, size_t *len)
 {
     *len = req->body_len;
     return req->body ? req->body : "";
+}
+
+X509 *http_req_peer_cert(const struct http_request *req)
+{
+    if (req->conn == NULL || req->srv->tls == NULL)
+        return NULL;
+    SSL *ssl = bufferevent_openssl_get_ssl(req->conn->bev);
+    return ssl ? SSL_get1_peer_certificate(ssl) : NULL;
 }
 
 const char *http_req_peer(const struct http_request *req)

@@ -24,6 +24,7 @@
 #define CLSM_HTTP_H
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,11 @@ struct http_callbacks {
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
                                     const struct http_callbacks *cb);
 
+/* Serve HTTPS with 'ctx' (the server takes its own reference; NULL turns
+ * TLS off). Call before http_server_listen(). With a context that verifies
+ * peers, every request has a client certificate (http_req_peer_cert()). */
+void http_server_set_tls(struct http_server *srv, SSL_CTX *ctx);
+
 /* Listen on 'addr'. The bound address (with the real port when 0 was given)
  * is written to 'bound' (may be NULL). Returns 0 or a negative errno. */
 int http_server_listen(struct http_server *srv, const struct hostport *addr,
@@ -127,6 +133,10 @@ const char *http_req_query(const struct http_request *req);
 const char *http_req_header(const struct http_request *req, const char *name);
 const char *http_req_body(const struct http_request *req, size_t *len);
 const char *http_req_peer(const struct http_request *req);
+/* The TLS client certificate of the connection (a new reference the caller
+ * X509_free()s), or NULL for plain HTTP, no certificate, or a request whose
+ * connection is gone. */
+X509 *http_req_peer_cert(const struct http_request *req);
 int64_t http_req_start_us(const struct http_request *req);
 
 /* One pointer of the caller's, e.g. the matched route. */

@@ -27,6 +27,7 @@ struct option {
 
 static const char *const sync_values[] = {"normal", "full", NULL};
 static const char *const level_values[] = {"debug", "info", "warn", "error", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 
 #define OFF(f) offsetof(struct clsm_config, f)
 #define SZ(f)  sizeof(((struct clsm_config *)0)->f)
@@ -57,6 +58,59 @@ static const struct option options[] = {
      "Least severe level written: debug, info, warn or error."},
     {"shutdown.grace_ms", OPT_INT, "2000", 0, 600000, NULL, OFF(shutdown_grace_ms), 0,
      "On SIGTERM/SIGINT, how long in-flight requests may take to finish."},
+    {"tls.cert", OPT_STR, "", 0, CONFIG_PATH_MAX - 1, NULL, OFF(tls_cert), SZ(tls_cert),
+     "clsmd's EMT certificate (PEM, with its chain); empty turns the CLS channels off."},
+    {"tls.key", OPT_STR, "", 0, CONFIG_PATH_MAX - 1, NULL, OFF(tls_key), SZ(tls_key),
+     "Private key of tls.cert (PEM)."},
+    {"tls.smgw_ca", OPT_STR, "", 0, CONFIG_PATH_MAX - 1, NULL, OFF(tls_smgw_ca), SZ(tls_smgw_ca),
+     "Certificates gateways must chain to: the SMGW sub-CA and its root (PEM)."},
+    {"tls.gwa_ca", OPT_STR, "", 0, CONFIG_PATH_MAX - 1, NULL, OFF(tls_gwa_ca), SZ(tls_gwa_ca),
+     "Certificates a GWA's server certificate must chain to (PEM)."},
+    {"tls.curves", OPT_STR, "brainpoolP256r1:brainpoolP384r1:prime256v1:secp384r1", 1, 255, NULL,
+     OFF(tls_curves), SZ(tls_curves), "Key exchange groups offered, in order of preference."},
+    {"tls.ciphers", OPT_STR,
+     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA256:"
+     "ECDHE-ECDSA-AES256-SHA384",
+     1, 511, NULL, OFF(tls_ciphers), SZ(tls_ciphers), "TLS 1.2 cipher suites (OpenSSL names)."},
+    {"tls.ciphersuites", OPT_STR, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384", 1, 255, NULL,
+     OFF(tls_ciphersuites), SZ(tls_ciphersuites), "TLS 1.3 cipher suites."},
+    {"tls.min_version", OPT_ENUM, "1.2", 0, 0, tls_versions, OFF(tls_min_version), 0,
+     "Oldest TLS version accepted."},
+    {"tls.max_version", OPT_ENUM, "1.3", 0, 0, tls_versions, OFF(tls_max_version), 0,
+     "Newest TLS version offered (TLS 1.3 needs NIST curves with OpenSSL 3.0)."},
+    {"channel.listen", OPT_HOSTPORT, "127.0.0.1:4443", 0, 0, NULL, OFF(channel_listen), 0,
+     "Where gateways open CLS channels (TLS; the lpc-mqtt device protocol)."},
+    {"channel.endpoint", OPT_STR, "", 0, 299, NULL, OFF(channel_endpoint), SZ(channel_endpoint),
+     "host:port the GWA tells gateways to dial; empty means channel.listen."},
+    {"channel.max_channels", OPT_INT, "10000", 1, 1000000, NULL, OFF(channel_max_channels), 0,
+     "Open channels; beyond it the least recently used idle channel is closed."},
+    {"channel.handshake_timeout_s", OPT_INT, "10", 1, 600, NULL, OFF(channel_handshake_timeout_s),
+     0, "Seconds a gateway has to finish the TLS handshake."},
+    {"channel.identify_timeout_s", OPT_INT, "10", 1, 600, NULL, OFF(channel_identify_timeout_s), 0,
+     "Seconds the device has to identify itself (MQTT CONNECT) after the handshake."},
+    {"channel.idle_timeout_s", OPT_INT, "300", 5, 86400, NULL, OFF(channel_idle_timeout_s), 0,
+     "An open channel silent this long is closed (a device keepalive shortens it)."},
+    {"channel.max_frame", OPT_SIZE, "64k", 256, 16LL << 20, NULL, OFF(channel_max_frame), 0,
+     "Largest device protocol frame (MQTT packet) accepted."},
+    {"channel.max_output", OPT_SIZE, "256k", 4096, 64LL << 20, NULL, OFF(channel_max_output), 0,
+     "Bytes queued towards one device before sending is refused."},
+    {"channel.heartbeat_s", OPT_INT, "30", 0, 3600, NULL, OFF(channel_heartbeat_s), 0,
+     "Heartbeat to devices whose channel was quiet this long (0: none); keeps them out of "
+     "failsafe."},
+    {"emt.id", OPT_STR, "clsmd", 1, 96, NULL, OFF(emt_id), SZ(emt_id),
+     "Our name as an external market participant towards the GWAs."},
+    {"gwa.timeout_s", OPT_INT, "10", 1, 600, NULL, OFF(gwa_timeout_s), 0,
+     "Seconds one HTTPS request to a GWA may take."},
+    {"gwa.batch_max", OPT_INT, "100", 1, 10000, NULL, OFF(gwa_batch_max), 0,
+     "Channel requests sent to one GWA in one HTTPS request."},
+    {"gwa.retry_max_s", OPT_INT, "60", 1, 3600, NULL, OFF(gwa_retry_max_s), 0,
+     "Longest back-off after failed requests to a GWA."},
+    {"gwa.channel_wait_s", OPT_INT, "120", 5, 3600, NULL, OFF(gwa_channel_wait_s), 0,
+     "How long an accepted channel request may take until the gateway dials in."},
+    {"command.deadline_s", OPT_INT, "300", 5, 86400, NULL, OFF(command_deadline_s), 0,
+     "Default time until an operator command must be confirmed on the device."},
+    {"command.ack_timeout_s", OPT_INT, "10", 1, 600, NULL, OFF(command_ack_timeout_s), 0,
+     "Seconds without an acknowledgement before a command is sent again (same id)."},
 };
 
 static const char *const type_names[] = {"integer", "size", "string",
@@ -328,6 +382,14 @@ int config_validate(const struct clsm_config *c, struct config_error *err)
     size_t tl = strlen(c->auth_admin_token);
     if (tl > 0 && tl < 16) {
         fail(err, "auth.admin_token: must be at least 16 characters (or empty to disable)");
+        return -EINVAL;
+    }
+    if (c->tls_cert[0] && (!c->tls_key[0] || !c->tls_smgw_ca[0])) {
+        fail(err, "tls.cert: needs tls.key and tls.smgw_ca as well");
+        return -EINVAL;
+    }
+    if (c->tls_min_version > c->tls_max_version) {
+        fail(err, "tls.min_version: newer than tls.max_version");
         return -EINVAL;
     }
     if (c->api_max_import_body < c->api_max_body) {

@@ -31,6 +31,35 @@ struct clsm_config {
     char auth_admin_token[CONFIG_TOKEN_MAX];
     int log_level; /* enum log_level */
     long long shutdown_grace_ms;
+    /* TLS of the CLS channels (clsmd as EMT). */
+    char tls_cert[CONFIG_PATH_MAX];
+    char tls_key[CONFIG_PATH_MAX];
+    char tls_smgw_ca[CONFIG_PATH_MAX];
+    char tls_gwa_ca[CONFIG_PATH_MAX];
+    char tls_curves[256];
+    char tls_ciphers[512];
+    char tls_ciphersuites[256];
+    int tls_min_version; /* index into {"1.2", "1.3"} */
+    int tls_max_version;
+    /* CLS channels. */
+    struct hostport channel_listen;
+    char channel_endpoint[300];
+    long long channel_max_channels;
+    long long channel_handshake_timeout_s;
+    long long channel_identify_timeout_s;
+    long long channel_idle_timeout_s;
+    long long channel_max_frame;
+    long long channel_max_output;
+    long long channel_heartbeat_s;
+    /* Towards the gateway administrators. */
+    char emt_id[97];
+    long long gwa_timeout_s;
+    long long gwa_batch_max;
+    long long gwa_retry_max_s;
+    long long gwa_channel_wait_s;
+    /* Operator commands on devices. */
+    long long command_deadline_s;
+    long long command_ack_timeout_s;
 };
 
 /* Where a value came from and what was wrong with it, for messages such as

@@ -93,5 +93,38 @@ static const char migration_1[] =
     " created_at INTEGER NOT NULL) STRICT;"
     "CREATE INDEX tokens_party ON tokens(party);";
 
-const char *const store_sqlite_migrations[] = {migration_1};
+static const char migration_2[] =
+    /* The append-only event log (audit.h): each row hashes its content and
+     * the previous row's hash. */
+    "CREATE TABLE events ("
+    " seq INTEGER PRIMARY KEY,"
+    " time INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " payload TEXT NOT NULL,"
+    " prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),"
+    " hash BLOB NOT NULL CHECK (length(hash) = 32)) STRICT;"
+    "CREATE INDEX events_subject ON events(subject);"
+    "CREATE INDEX events_kind_time ON events(kind, time);"
+
+    /* Commands on devices and how far each got (dispatch.h). 'control' is
+     * the neutral control as JSON; the times record each step. */
+    "CREATE TABLE commands ("
+    " id TEXT PRIMARY KEY,"
+    " device TEXT NOT NULL REFERENCES devices(id),"
+    " control TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('pending','channel_requested','channel_open',"
+    "'sent','acked','confirmed','failed')),"
+    " requested_by TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " deadline INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " steps TEXT NOT NULL) STRICT;"
+    "CREATE INDEX commands_device ON commands(device);"
+    "CREATE INDEX commands_active ON commands(state) WHERE state NOT IN ('confirmed','failed');";
+
+const char *const store_sqlite_migrations[] = {migration_1, migration_2};
 const int store_sqlite_nmigrations = (int)ARRAY_LEN(store_sqlite_migrations);

@@ -115,3 +115,30 @@ int store_token_delete(struct store *s, const char *party, const char *id)
 {
     return s->ops->token_delete(s, party, id);
 }
+
+int store_event_last(struct store *s, int64_t *seq, uint8_t hash[32])
+{
+    return s->ops->event_last(s, seq, hash);
+}
+
+int store_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
+                       const char *subject, const char *actor, const char *payload,
+                       const uint8_t prev[32], const uint8_t hash[32])
+{
+    return s->ops->event_insert(s, seq, time_ms, kind, subject, actor, payload, prev, hash);
+}
+
+int store_command_put(struct store *s, const json_t *cmd)
+{
+    return s->ops->command_put(s, cmd);
+}
+
+int store_command_get(struct store *s, const char *id, json_t **out)
+{
+    return s->ops->command_get(s, id, out);
+}
+
+int store_command_active(struct store *s, json_t **items)
+{
+    return s->ops->command_active(s, items);
+}

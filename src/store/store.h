@@ -117,4 +117,22 @@ int store_token_lookup(struct store *s, const uint8_t hash[TOKEN_HASH_LEN],
 int store_token_list(struct store *s, const char *party, json_t **items);
 int store_token_delete(struct store *s, const char *party, const char *id);
 
+/* Events of the audit log (audit.h). store_event_last() gives the newest
+ * sequence number and hash, or -ENOENT for an empty log. */
+int store_event_last(struct store *s, int64_t *seq, uint8_t hash[32]);
+int store_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
+                       const char *subject, const char *actor, const char *payload,
+                       const uint8_t prev[32], const uint8_t hash[32]);
+
+/*
+ * Commands on devices (dispatch.h), as JSON objects with the members id,
+ * device, control (object), state, requested_by, created_at, deadline,
+ * updated_at (milliseconds), attempts, error (string or null) and steps
+ * (object: state name -> milliseconds). put inserts or replaces by id.
+ * store_command_active() lists those not yet confirmed or failed.
+ */
+int store_command_put(struct store *s, const json_t *cmd);
+int store_command_get(struct store *s, const char *id, json_t **out);
+int store_command_active(struct store *s, json_t **items);
+
 #endif

@@ -594,6 +594,155 @@ static int sq_token_delete(struct store *s, const char *party, const char *id)
     return rc;
 }
 
+/* --- events ------------------------------------------------------------------ */
+
+static int sq_event_last(struct store *s, int64_t *seq, uint8_t hash[32])
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1");
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+        *seq = sqlite3_column_int64(st, 0);
+        memcpy(hash, sqlite3_column_blob(st, 1), 32);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? -ENOENT : db_fail(q, sqlite3_extended_errcode(q->db));
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
+                           const char *subject, const char *actor, const char *payload,
+                           const uint8_t prev[32], const uint8_t hash[32])
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "INSERT INTO events (seq, time, kind, subject, actor, payload,"
+                               " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, time_ms);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, prev, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 8, hash, 32, SQLITE_STATIC);
+    return step_done(q, st);
+}
+
+/* --- commands ------------------------------------------------------------------ */
+
+static int sq_command_put(struct store *s, const json_t *cmd)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "INSERT INTO commands (id, device, control, state, requested_by,"
+                               " created_at, deadline, updated_at, attempts, error, steps)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                               " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+                               " updated_at = excluded.updated_at, attempts = excluded.attempts,"
+                               " error = excluded.error, steps = excluded.steps");
+    char *control, *steps;
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    control = json_dumps(json_object_get(cmd, "control"), JSON_COMPACT | JSON_SORT_KEYS);
+    steps = json_dumps(json_object_get(cmd, "steps"), JSON_COMPACT);
+    if (control == NULL || steps == NULL) {
+        free(control);
+        free(steps);
+        return -EINVAL;
+    }
+    static const char *const text[] = {"id", "device", NULL, "state", "requested_by"};
+    for (int i = 0; i < 5; i++)
+        if (text[i])
+            sqlite3_bind_text(st, i + 1, json_string_value(json_object_get(cmd, text[i])), -1,
+                              SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, control, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, json_integer_value(json_object_get(cmd, "created_at")));
+    sqlite3_bind_int64(st, 7, json_integer_value(json_object_get(cmd, "deadline")));
+    sqlite3_bind_int64(st, 8, json_integer_value(json_object_get(cmd, "updated_at")));
+    sqlite3_bind_int64(st, 9, json_integer_value(json_object_get(cmd, "attempts")));
+    const char *err = json_string_value(json_object_get(cmd, "error"));
+    if (err)
+        sqlite3_bind_text(st, 10, err, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, steps, -1, SQLITE_STATIC);
+    rc = step_done(q, st);
+    free(control);
+    free(steps);
+    return rc;
+}
+
+static json_t *command_row(sqlite3_stmt *st)
+{
+    json_t *control = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+    json_t *steps = json_loads((const char *)sqlite3_column_text(st, 10), 0, NULL);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "id",
+        (const char *)sqlite3_column_text(st, 0), "device",
+        (const char *)sqlite3_column_text(st, 1), "control", control ? control : json_object(),
+        "state", (const char *)sqlite3_column_text(st, 3), "requested_by",
+        (const char *)sqlite3_column_text(st, 4), "created_at",
+        (json_int_t)sqlite3_column_int64(st, 5), "deadline",
+        (json_int_t)sqlite3_column_int64(st, 6), "updated_at",
+        (json_int_t)sqlite3_column_int64(st, 7), "attempts",
+        (json_int_t)sqlite3_column_int64(st, 8), "steps", steps ? steps : json_object());
+    const char *err = (const char *)sqlite3_column_text(st, 9);
+    json_object_set_new(o, "error", err ? json_string(err) : json_null());
+    return o;
+}
+
+#define COMMAND_COLUMNS                                                                  \
+    "SELECT id, device, control, state, requested_by, created_at, deadline, updated_at," \
+    " attempts, error, steps FROM commands"
+
+static int sq_command_get(struct store *s, const char *id, json_t **out)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, COMMAND_COLUMNS " WHERE id = ?1");
+    int rc;
+    *out = NULL;
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = command_row(st);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? -ENOENT : db_fail(q, sqlite3_extended_errcode(q->db));
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_command_active(struct store *s, json_t **items)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, COMMAND_COLUMNS " WHERE state NOT IN ('confirmed', 'failed')"
+                                               " ORDER BY created_at, id");
+    int rc;
+    *items = NULL;
+    if (st == NULL)
+        return -EIO;
+    json_t *arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, command_row(st));
+    if (rc != SQLITE_DONE) {
+        rc = db_fail(q, sqlite3_extended_errcode(q->db));
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *items = arr;
+    return 0;
+}
+
 /* --- transactions and life cycle ------------------------------------------ */
 
 static int sq_begin(struct store *s)
@@ -686,6 +835,11 @@ static const struct store_ops sqlite_ops = {
     .token_lookup = sq_token_lookup,
     .token_list = sq_token_list,
     .token_delete = sq_token_delete,
+    .event_last = sq_event_last,
+    .event_insert = sq_event_insert,
+    .command_put = sq_command_put,
+    .command_get = sq_command_get,
+    .command_active = sq_command_active,
 };
 
 /* mkdir -p of the directory holding 'path'. */

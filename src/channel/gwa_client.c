@@ -1,0 +1,758 @@
+/*
+ * gwa_client.c - channel requests to GWAs over HTTPS, libcurl's multi
+ * interface driven by libevent; see gwa_client.h and
+ * docs/protocols/gwa.md for the wire format.
+ */
+#include "channel/gwa_client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "registry/registry.h"
+#include "store/store.h"
+
+#define MAX_ANSWER (4u << 20)
+
+enum req_state { RQ_QUEUED, RQ_SENDING, RQ_WAITING };
+
+struct gwa;
+
+struct req {
+    char device[97];
+    char smgw[16];
+    char gwa_req_id[97];
+    enum req_state state;
+    int cancelled;
+    int64_t accepted_ms;
+    struct gwa *gwa;
+    struct req *next; /* in its GWA's queue or list of waiting requests */
+};
+
+struct gwa {
+    char id[97];
+    char endpoint[520];
+    int max_concurrent;
+    int in_flight;
+    int64_t paused_until_ms;
+    int backoff_s;
+    struct req *queue, *queue_tail; /* RQ_QUEUED, oldest first */
+    struct req *waiting;            /* RQ_WAITING */
+    struct gwa *next;
+};
+
+enum xfer_kind { X_SUBMIT, X_STATUS };
+
+struct xfer {
+    struct gwa_client *g;
+    struct gwa *gwa;
+    enum xfer_kind kind;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    char *answer;
+    size_t answer_len, answer_cap;
+    int too_big;
+    long retry_after;
+    struct req **reqs;
+    size_t n;
+    struct xfer *prev, *next; /* exchanges in flight */
+};
+
+struct gwa_client {
+    struct event_base *base;
+    struct store *store;
+    struct gwa_client_config cfg;
+    char emt_id[97], endpoint[300], cert[1024], key[1024], ca[1024], curves[256], ciphers[512];
+    gwa_result_fn fn;
+    void *arg;
+    CURLM *multi;
+    struct event *curl_timer;
+    struct event *pump_ev;
+    struct event *poll_timer;
+    struct gwa *gwas;
+    struct xfer *xfers;
+    int queued, in_flight, waiting;
+};
+
+/* --- small helpers ----------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    return time_now_ms();
+}
+
+static struct gwa *gwa_find(struct gwa_client *g, const char *id)
+{
+    for (struct gwa *w = g->gwas; w; w = w->next)
+        if (strcmp(w->id, id) == 0)
+            return w;
+    return NULL;
+}
+
+/* The GWA of a gateway, from the registry (endpoint and limit refreshed on
+ * every lookup, so registry changes take effect). */
+static struct gwa *gwa_for(struct gwa_client *g, const char *smgw)
+{
+    struct store_scope all = {SCOPE_ALL, NULL, NULL};
+    json_t *gw = NULL, *ga = NULL;
+    struct gwa *w = NULL;
+
+    if (store_reg_get(g->store, &reg_kinds[REG_SMGW], smgw, &all, &gw) != 0)
+        return NULL;
+    const char *id = json_string_value(json_object_get(gw, "gwa"));
+    if (id && store_reg_get(g->store, &reg_kinds[REG_GWA], id, &all, &ga) == 0) {
+        w = gwa_find(g, id);
+        if (w == NULL && (w = calloc(1, sizeof *w)) != NULL) {
+            str_copy(w->id, sizeof w->id, id);
+            w->next = g->gwas;
+            g->gwas = w;
+        }
+        if (w) {
+            str_copy(w->endpoint, sizeof w->endpoint,
+                     json_string_value(json_object_get(ga, "endpoint")));
+            w->max_concurrent = (int)json_integer_value(json_object_get(ga, "max_concurrent"));
+            if (w->max_concurrent < 1)
+                w->max_concurrent = 1;
+        }
+    }
+    json_decref(gw);
+    json_decref(ga);
+    return w;
+}
+
+static struct req *find_req(struct gwa_client *g, const char *device)
+{
+    for (struct xfer *x = g->xfers; x; x = x->next)
+        for (size_t i = 0; i < x->n; i++)
+            if (!x->reqs[i]->cancelled && strcmp(x->reqs[i]->device, device) == 0)
+                return x->reqs[i];
+    for (struct gwa *w = g->gwas; w; w = w->next) {
+        for (struct req *r = w->queue; r; r = r->next)
+            if (strcmp(r->device, device) == 0)
+                return r;
+        for (struct req *r = w->waiting; r; r = r->next)
+            if (strcmp(r->device, device) == 0)
+                return r;
+    }
+    return NULL;
+}
+
+static void enqueue_front(struct gwa *w, struct req *r)
+{
+    r->state = RQ_QUEUED;
+    r->next = w->queue;
+    w->queue = r;
+    if (w->queue_tail == NULL)
+        w->queue_tail = r;
+}
+
+static void enqueue(struct gwa *w, struct req *r)
+{
+    r->state = RQ_QUEUED;
+    r->next = NULL;
+    if (w->queue_tail)
+        w->queue_tail->next = r;
+    else
+        w->queue = r;
+    w->queue_tail = r;
+}
+
+static struct req *dequeue(struct gwa *w)
+{
+    struct req *r = w->queue;
+    if (r) {
+        w->queue = r->next;
+        if (w->queue == NULL)
+            w->queue_tail = NULL;
+        r->next = NULL;
+    }
+    return r;
+}
+
+static void unlink_waiting(struct gwa *w, struct req *r)
+{
+    for (struct req **pp = &w->waiting; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            r->next = NULL;
+            return;
+        }
+    }
+}
+
+static void schedule_pump(struct gwa_client *g)
+{
+    event_active(g->pump_ev, EV_TIMEOUT, 0);
+}
+
+/* --- HTTP exchanges ------------------------------------------------------------------ */
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t add = size * n;
+    if (x->answer_len + add + 1 > MAX_ANSWER) {
+        x->too_big = 1;
+        return 0;
+    }
+    if (x->answer_len + add + 1 > x->answer_cap) {
+        size_t nc = x->answer_cap ? x->answer_cap : 4096;
+        while (nc < x->answer_len + add + 1)
+            nc *= 2;
+        char *b = realloc(x->answer, nc);
+        if (b == NULL)
+            return 0;
+        x->answer = b;
+        x->answer_cap = nc;
+    }
+    memcpy(x->answer + x->answer_len, p, add);
+    x->answer_len += add;
+    x->answer[x->answer_len] = '\0';
+    return add;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        char v[32];
+        size_t vl = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+        memcpy(v, p + 12, vl);
+        v[vl] = '\0';
+        x->retry_after = strtol(v, NULL, 10);
+    }
+    return len;
+}
+
+static void xfer_free(struct xfer *x)
+{
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    free(x->answer);
+    free(x->reqs);
+    free(x);
+}
+
+static int start_xfer(struct gwa_client *g, struct gwa *w, enum xfer_kind kind, struct req **reqs,
+                      size_t n)
+{
+    struct xfer *x = calloc(1, sizeof *x);
+    char url[600];
+    json_t *body;
+
+    if (x == NULL)
+        return -ENOMEM;
+    x->g = g;
+    x->gwa = w;
+    x->kind = kind;
+    x->reqs = reqs;
+    x->n = n;
+    if (kind == X_SUBMIT) {
+        json_t *items = json_array();
+        char until[40];
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(
+                items, json_pack("{s:s, s:s, s:s, s:s}", "smgw", reqs[i]->smgw, "cls",
+                                 reqs[i]->device, "endpoint", g->endpoint, "valid_until",
+                                 time_format_ms(now_ms() + g->cfg.channel_wait_s * 1000LL, until,
+                                                sizeof until)));
+        body = json_pack("{s:s, s:o}", "emt", g->emt_id, "requests", items);
+        snprintf(url, sizeof url, "%s/v1/channel-requests", w->endpoint);
+    } else {
+        json_t *ids = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(ids, json_string(reqs[i]->gwa_req_id));
+        body = json_pack("{s:s, s:o}", "emt", g->emt_id, "ids", ids);
+        snprintf(url, sizeof url, "%s/v1/channel-requests/status", w->endpoint);
+    }
+    x->body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    x->easy = curl_easy_init();
+    if (x->body == NULL || x->easy == NULL) {
+        x->reqs = NULL; /* the caller keeps them */
+        xfer_free(x);
+        return -ENOMEM;
+    }
+    x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    x->headers = curl_slist_append(x->headers, "Accept: application/json");
+    curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, (long)g->cfg.timeout_s);
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(x->easy, CURLOPT_SSLCERT, g->cert);
+    curl_easy_setopt(x->easy, CURLOPT_SSLKEY, g->key);
+    if (g->ca[0])
+        curl_easy_setopt(x->easy, CURLOPT_CAINFO, g->ca);
+    if (g->curves[0])
+        curl_easy_setopt(x->easy, CURLOPT_SSL_EC_CURVES, g->curves);
+    if (g->ciphers[0])
+        curl_easy_setopt(x->easy, CURLOPT_SSL_CIPHER_LIST, g->ciphers);
+    curl_easy_setopt(x->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (curl_multi_add_handle(g->multi, x->easy) != CURLM_OK) {
+        x->reqs = NULL;
+        xfer_free(x);
+        return -ENOMEM;
+    }
+    w->in_flight++;
+    g->in_flight++;
+    x->next = g->xfers;
+    if (g->xfers)
+        g->xfers->prev = x;
+    g->xfers = x;
+    return 0;
+}
+
+/* Back to the queue after a failed exchange; the GWA pauses for 'pause_s'
+ * (Retry-After) or the next step of its back-off. */
+static void requeue(struct gwa_client *g, struct xfer *x, long pause_s, const char *why)
+{
+    struct gwa *w = x->gwa;
+    if (pause_s <= 0) {
+        w->backoff_s = w->backoff_s ? w->backoff_s * 2 : 1;
+        if (w->backoff_s > g->cfg.retry_max_s)
+            w->backoff_s = g->cfg.retry_max_s;
+        pause_s = w->backoff_s;
+    }
+    w->paused_until_ms = now_ms() + pause_s * 1000;
+    LOG(LOG_WARN, "gwa request failed; retrying", LOG_S("gwa", w->id), LOG_S("reason", why),
+        LOG_I("retry_in_s", pause_s), LOG_I("requests", (long long)x->n));
+    for (size_t i = x->n; i-- > 0;) {
+        struct req *r = x->reqs[i];
+        if (r->cancelled) {
+            free(r);
+            continue;
+        }
+        if (x->kind == X_SUBMIT) {
+            enqueue_front(w, r);
+            g->queued++;
+        } else {
+            r->state = RQ_WAITING; /* polled again later */
+            r->next = w->waiting;
+            w->waiting = r;
+            g->waiting++;
+        }
+    }
+    struct timeval tv = {pause_s, 0};
+    event_add(g->poll_timer, &tv);
+}
+
+static void finish(struct gwa_client *g, struct req *r, enum gwa_outcome o, int status,
+                   const char *reason)
+{
+    char device[97];
+    str_copy(device, sizeof device, r->device);
+    free(r);
+    g->fn(g->arg, device, o, status, reason);
+}
+
+/* The GWA refused the whole exchange: every request in it fails with the
+ * GWA's reason. */
+static void refuse_all(struct gwa_client *g, struct xfer *x, long status, json_t *answer)
+{
+    const char *detail = json_string_value(json_object_get(answer, "detail"));
+    char reason[300];
+    snprintf(reason, sizeof reason, "GWA %s answered %ld%s%s", x->gwa->id, status,
+             detail ? ": " : "", detail ? detail : "");
+    for (size_t i = 0; i < x->n; i++) {
+        if (x->reqs[i]->cancelled)
+            free(x->reqs[i]);
+        else
+            finish(g, x->reqs[i], GWA_REFUSED, (int)status, reason);
+    }
+}
+
+static void submit_results(struct gwa_client *g, struct xfer *x, json_t *answer)
+{
+    json_t *results = json_object_get(answer, "results");
+    for (size_t i = 0; i < x->n; i++) {
+        struct req *r = x->reqs[i];
+        json_t *res = json_array_get(results, i);
+        const char *st = json_string_value(json_object_get(res, "status"));
+        const char *id = json_string_value(json_object_get(res, "id"));
+        if (r->cancelled) {
+            free(r);
+        } else if (st && strcmp(st, "accepted") == 0 && id) {
+            str_copy(r->gwa_req_id, sizeof r->gwa_req_id, id);
+            r->state = RQ_WAITING;
+            r->accepted_ms = now_ms();
+            r->next = x->gwa->waiting;
+            x->gwa->waiting = r;
+            g->waiting++;
+            g->fn(g->arg, r->device, GWA_ACCEPTED, 0, NULL);
+        } else {
+            const char *why = json_string_value(json_object_get(res, "reason"));
+            char reason[300];
+            snprintf(reason, sizeof reason, "GWA %s refused: %s", x->gwa->id,
+                     why ? why : (res ? "no reason given" : "no result for this request"));
+            finish(g, r, GWA_REFUSED, (int)json_integer_value(json_object_get(res, "code")),
+                   reason);
+        }
+    }
+}
+
+static void status_results(struct gwa_client *g, struct xfer *x, json_t *answer)
+{
+    json_t *results = json_object_get(answer, "results");
+    for (size_t i = 0; i < x->n; i++) {
+        struct req *r = x->reqs[i];
+        json_t *res = json_array_get(results, i);
+        const char *st = json_string_value(json_object_get(res, "status"));
+        if (r->cancelled) {
+            free(r);
+        } else if (st && strcmp(st, "failed") == 0) {
+            const char *why = json_string_value(json_object_get(res, "reason"));
+            char reason[300];
+            snprintf(reason, sizeof reason, "GWA %s: %s", x->gwa->id, why ? why : "failed");
+            finish(g, r, GWA_REFUSED, 0, reason);
+        } else {
+            r->state = RQ_WAITING;
+            r->next = x->gwa->waiting;
+            x->gwa->waiting = r;
+            g->waiting++;
+        }
+    }
+}
+
+static void xfer_done(struct gwa_client *g, struct xfer *x, CURLcode result)
+{
+    long status = 0;
+    json_t *answer = NULL;
+
+    x->gwa->in_flight--;
+    g->in_flight--;
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        g->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (result != CURLE_OK) {
+        requeue(g, x, 0, x->too_big ? "answer too large" : curl_easy_strerror(result));
+    } else if (status == 429 || status == 503) {
+        requeue(g, x, x->retry_after > 0 && x->retry_after <= 3600 ? x->retry_after : 0,
+                status == 429 ? "429 Too Many Requests" : "503 Service Unavailable");
+    } else {
+        if (x->answer)
+            jsonx_parse(x->answer, x->answer_len, &jsonx_api_limits, &answer, NULL, 0);
+        if (status == 200 && json_is_array(json_object_get(answer, "results"))) {
+            x->gwa->backoff_s = 0;
+            if (x->kind == X_SUBMIT)
+                submit_results(g, x, answer);
+            else
+                status_results(g, x, answer);
+        } else if (status >= 500 || status == 200) {
+            requeue(g, x, 0, status == 200 ? "malformed answer" : "server error");
+        } else {
+            refuse_all(g, x, status, answer);
+        }
+    }
+    json_decref(answer);
+    x->reqs = NULL;
+    xfer_free(x);
+    schedule_pump(g);
+}
+
+static void check_done(struct gwa_client *g)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(g->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct xfer *x = NULL;
+        CURL *e = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(g->multi, e);
+        xfer_done(g, x, result);
+    }
+}
+
+/* --- libcurl on libevent -------------------------------------------------------------- */
+
+static void sock_event_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct gwa_client *g = arg;
+    int running,
+        action = (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(g->multi, fd, action, &running);
+    check_done(g);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct gwa_client *g = userp;
+    struct event *ev = socketp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (ev)
+            event_free(ev);
+        curl_multi_assign(g->multi, s, NULL);
+        return 0;
+    }
+    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
+                         (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
+    if (ev) {
+        event_del(ev);
+        event_assign(ev, g->base, s, kind, sock_event_cb, g);
+    } else {
+        ev = event_new(g->base, s, kind, sock_event_cb, g);
+        if (ev == NULL)
+            return -1;
+        curl_multi_assign(g->multi, s, ev);
+    }
+    event_add(ev, NULL);
+    return 0;
+}
+
+static void curl_timeout_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct gwa_client *g = arg;
+    int running;
+    (void)fd;
+    (void)kind;
+    curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(g);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct gwa_client *g = userp;
+    (void)multi;
+    if (timeout_ms < 0) {
+        evtimer_del(g->curl_timer);
+    } else {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(g->curl_timer, &tv);
+    }
+    return 0;
+}
+
+/* --- the pump: queued requests out, accepted ones polled -------------------------------- */
+
+static void pump_gwa(struct gwa_client *g, struct gwa *w, int64_t now, int poll)
+{
+    if (w->paused_until_ms > now)
+        return;
+    while (w->queue && w->in_flight < w->max_concurrent) {
+        size_t n = 0, cap = (size_t)g->cfg.batch_max;
+        struct req **batch = calloc(cap, sizeof *batch);
+        if (batch == NULL)
+            return;
+        while (n < cap && w->queue) {
+            batch[n] = dequeue(w);
+            batch[n]->state = RQ_SENDING;
+            g->queued--;
+            n++;
+        }
+        if (start_xfer(g, w, X_SUBMIT, batch, n) != 0) {
+            for (size_t i = n; i-- > 0;) {
+                enqueue_front(w, batch[i]);
+                g->queued++;
+            }
+            free(batch);
+            return;
+        }
+    }
+    if (!poll || w->waiting == NULL || w->in_flight >= w->max_concurrent)
+        return;
+    /* Expire what waited too long; poll the rest in one exchange. */
+    size_t n = 0, cap = (size_t)g->cfg.batch_max;
+    struct req **batch = calloc(cap, sizeof *batch);
+    if (batch == NULL)
+        return;
+    for (struct req *r = w->waiting, *next; r; r = next) {
+        next = r->next;
+        if (now - r->accepted_ms > g->cfg.channel_wait_s * 1000LL) {
+            unlink_waiting(w, r);
+            g->waiting--;
+            finish(g, r, GWA_EXPIRED, 0, "the gateway did not open the channel in time");
+        } else if (n < cap) {
+            unlink_waiting(w, r);
+            g->waiting--;
+            r->state = RQ_SENDING;
+            batch[n++] = r;
+        }
+    }
+    if (n == 0 || start_xfer(g, w, X_STATUS, batch, n) != 0) {
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->state = RQ_WAITING;
+            batch[i]->next = w->waiting;
+            w->waiting = batch[i];
+            g->waiting++;
+        }
+        free(batch);
+    }
+}
+
+static void pump_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct gwa_client *g = arg;
+    int64_t now = now_ms();
+    (void)fd;
+    (void)kind;
+    for (struct gwa *w = g->gwas; w; w = w->next)
+        pump_gwa(g, w, now, 0);
+}
+
+static void poll_cb(evutil_socket_t fd, short kind, void *arg)
+{
+    struct gwa_client *g = arg;
+    int64_t now = now_ms();
+    (void)fd;
+    (void)kind;
+    for (struct gwa *w = g->gwas; w; w = w->next)
+        pump_gwa(g, w, now, 1);
+    struct timeval tv = {g->cfg.poll_s, 0};
+    event_add(g->poll_timer, &tv);
+}
+
+/* --- public ----------------------------------------------------------------------------- */
+
+struct gwa_client *gwa_client_new(struct event_base *base, struct store *store,
+                                  const struct gwa_client_config *cfg, gwa_result_fn fn, void *arg)
+{
+    struct gwa_client *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return NULL;
+    g->base = base;
+    g->store = store;
+    g->cfg = *cfg;
+    if (g->cfg.poll_s <= 0)
+        g->cfg.poll_s = 2;
+    str_copy(g->emt_id, sizeof g->emt_id, cfg->emt_id);
+    str_copy(g->endpoint, sizeof g->endpoint, cfg->endpoint);
+    str_copy(g->cert, sizeof g->cert, cfg->cert);
+    str_copy(g->key, sizeof g->key, cfg->key);
+    str_copy(g->ca, sizeof g->ca, cfg->ca ? cfg->ca : "");
+    str_copy(g->curves, sizeof g->curves, cfg->curves ? cfg->curves : "");
+    str_copy(g->ciphers, sizeof g->ciphers, cfg->ciphers ? cfg->ciphers : "");
+    g->fn = fn;
+    g->arg = arg;
+    g->multi = curl_multi_init();
+    g->curl_timer = evtimer_new(base, curl_timeout_cb, g);
+    g->pump_ev = event_new(base, -1, 0, pump_cb, g);
+    g->poll_timer = evtimer_new(base, poll_cb, g);
+    if (!g->multi || !g->curl_timer || !g->pump_ev || !g->poll_timer) {
+        gwa_client_free(g);
+        return NULL;
+    }
+    curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g);
+    curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g);
+    struct timeval tv = {g->cfg.poll_s, 0};
+    event_add(g->poll_timer, &tv);
+    return g;
+}
+
+void gwa_client_free(struct gwa_client *g)
+{
+    if (g == NULL)
+        return;
+    while (g->xfers) {
+        /* Exchanges in flight are abandoned with their requests. */
+        struct xfer *x = g->xfers;
+        g->xfers = x->next;
+        curl_multi_remove_handle(g->multi, x->easy);
+        for (size_t i = 0; i < x->n; i++)
+            free(x->reqs[i]);
+        xfer_free(x);
+    }
+    while (g->gwas) {
+        struct gwa *w = g->gwas;
+        g->gwas = w->next;
+        for (struct req *r = w->queue, *n; r; r = n) {
+            n = r->next;
+            free(r);
+        }
+        for (struct req *r = w->waiting, *n; r; r = n) {
+            n = r->next;
+            free(r);
+        }
+        free(w);
+    }
+    if (g->multi)
+        curl_multi_cleanup(g->multi);
+    if (g->curl_timer)
+        event_free(g->curl_timer);
+    if (g->pump_ev)
+        event_free(g->pump_ev);
+    if (g->poll_timer)
+        event_free(g->poll_timer);
+    free(g);
+}
+
+int gwa_client_request(struct gwa_client *g, const char *smgw, const char *device)
+{
+    if (find_req(g, device) != NULL)
+        return 0; /* already asked for */
+    struct gwa *w = gwa_for(g, smgw);
+    if (w == NULL)
+        return -ENOENT;
+    struct req *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    str_copy(r->device, sizeof r->device, device);
+    str_copy(r->smgw, sizeof r->smgw, smgw);
+    r->gwa = w;
+    enqueue(w, r);
+    g->queued++;
+    schedule_pump(g);
+    return 0;
+}
+
+void gwa_client_done(struct gwa_client *g, const char *device)
+{
+    for (struct gwa *w = g->gwas; w; w = w->next) {
+        for (struct req **pp = &w->queue, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+            if (strcmp((*pp)->device, device) == 0) {
+                struct req *r = *pp;
+                *pp = r->next;
+                if (w->queue_tail == r)
+                    w->queue_tail = prev;
+                free(r);
+                g->queued--;
+                return;
+            }
+        }
+        for (struct req *r = w->waiting; r; r = r->next) {
+            if (strcmp(r->device, device) == 0) {
+                unlink_waiting(w, r);
+                free(r);
+                g->waiting--;
+                return;
+            }
+        }
+    }
+    /* A request in an exchange: dropped when its answer arrives. */
+    for (struct xfer *x = g->xfers; x; x = x->next)
+        for (size_t i = 0; i < x->n; i++)
+            if (strcmp(x->reqs[i]->device, device) == 0)
+                x->reqs[i]->cancelled = 1;
+}
+
+void gwa_client_counts(const struct gwa_client *g, int *queued, int *in_flight, int *waiting)
+{
+    *queued = g->queued;
+    *in_flight = g->in_flight;
+    *waiting = g->waiting;
+}

@@ -1,0 +1,83 @@
+/*
+ * dispatch.h - driving devices: commands go to a device through its channel
+ * (asking the GWA for one when none is open), are acknowledged, read back
+ * and confirmed, within a deadline (DESIGN.md §1 steps 2-7).
+ *
+ * Each command walks one state machine, changed only by its transition
+ * function (persisted, logged, audited):
+ *
+ *   pending -> channel_requested -> channel_open -> sent -> acked -> confirmed
+ *                     ^                                 |        |
+ *                     +-------- channel lost -----------+--------+
+ *   any of them -> failed (the GWA refused, the device said nack, deadline)
+ *
+ * A command keeps its id on every retry, so a device that already applied
+ * it de-duplicates the repetition (applied once). Commands of one device
+ * run one after another. State changes are written in one transaction per
+ * loop iteration (group commit); a submitted command is acknowledged to the
+ * caller only once it is durable, and only then sent.
+ *
+ * Everything runs on the loop thread of the base given at creation.
+ */
+#ifndef CLSM_DISPATCH_H
+#define CLSM_DISPATCH_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdint.h>
+
+#include "channel/channel.h"
+#include "channel/gwa_client.h"
+
+struct store;
+struct audit;
+struct dispatch;
+
+struct dispatch_config {
+    int deadline_s;    /* default time to confirmation */
+    int ack_timeout_s; /* silence after a send before sending again */
+};
+
+/* Create the dispatcher; 'store' and 'audit' are borrowed. */
+struct dispatch *dispatch_new(struct event_base *base, struct store *store, struct audit *audit,
+                              const struct dispatch_config *cfg);
+
+/* Connect the channel manager and the GWA client (created with
+ * dispatch_channel_listener() and dispatch_gwa_result()). Either may be
+ * NULL when channels are off; commands then fail with a reason. */
+void dispatch_attach(struct dispatch *d, struct channel_mgr *channels, struct gwa_client *gwa);
+
+/* What the channel manager reports to; see channel.h. */
+struct channel_listener dispatch_channel_listener(struct dispatch *d);
+
+/* What the GWA client reports to (a gwa_result_fn); 'arg' is the dispatch. */
+void dispatch_gwa_result(void *arg, const char *device, enum gwa_outcome outcome, int status,
+                         const char *reason);
+
+/* Called once a submitted command is durable (rc 0, 'command' borrowed, in
+ * the API form of dispatch_command()) or could not be stored (rc < 0). */
+typedef void (*dispatch_done_fn)(void *arg, int rc, const json_t *command);
+
+/*
+ * Submit 'control' (the neutral form, already validated) for 'device' on
+ * behalf of 'by', to be confirmed by 'deadline_ms' (0: the configured
+ * default). 'done' is called later, from the loop, once the command is
+ * stored. Returns 0, -ENOENT (no such device) or -ENOMEM; on error 'done'
+ * is not called.
+ */
+int dispatch_submit(struct dispatch *d, const char *device, const json_t *control, const char *by,
+                    int64_t deadline_ms, dispatch_done_fn done, void *arg);
+
+/* The command with that id in API form (new reference), or -ENOENT. */
+int dispatch_command(struct dispatch *d, const char *id, json_t **out);
+
+/* Pick up the commands that were not finished when clsmd last stopped. */
+int dispatch_resume(struct dispatch *d);
+
+/* Commands in memory by state, for metrics. */
+void dispatch_counts(const struct dispatch *d, int counts[7]);
+
+/* Write what is pending and free everything. */
+void dispatch_free(struct dispatch *d);
+
+#endif
