@@ -13,7 +13,7 @@ set -eu
 
 pkgs_build="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev \
 libjansson-dev libcurl4-openssl-dev libmosquitto-dev ca-certificates"
-pkgs_check="libcmocka-dev clang libclang-rt-14-dev clang-format python3 sqlite3"
+pkgs_check="libcmocka-dev clang libclang-rt-14-dev clang-format python3 sqlite3 curl openssl"
 pkgs_bench="wrk nginx iproute2"
 
 groups="${*:-build}"

@@ -95,7 +95,10 @@ static const char root_cn[] = "clsm test root CA";
 /* --- errors -------------------------------------------------------------- */
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print an error and evaluate to EXIT_FAIL, visibly so for the analyzer. */
+#define FAIL(...) (errmsg(__VA_ARGS__), EXIT_FAIL)
 
 static void die_usage(const char *fmt, ...)
 {
@@ -108,8 +111,8 @@ static void die_usage(const char *fmt, ...)
     exit(EXIT_USAGE);
 }
 
-/* Print an error (with OpenSSL's reason when it has one) and return 1. */
-static int fail(const char *fmt, ...)
+/* Print an error, with OpenSSL's reason when it has one. */
+static void errmsg(const char *fmt, ...)
 {
     unsigned long e = ERR_peek_error();
     va_list ap;
@@ -121,7 +124,6 @@ static int fail(const char *fmt, ...)
         fprintf(stderr, " (%s)", ERR_reason_error_string(e));
     fputc('\n', stderr);
     ERR_clear_error();
-    return EXIT_FAIL;
 }
 
 /* --- arguments ----------------------------------------------------------- */
@@ -240,7 +242,7 @@ static int make_dir(const char *path)
 {
     if (mkdir(path, 0755) == 0 || errno == EEXIST)
         return 0;
-    return fail("%s: %s", path, strerror(errno));
+    return FAIL("%s: %s", path, strerror(errno));
 }
 
 /* Open "<path>.tmp" for writing with 'mode'; the caller renames it into
@@ -279,7 +281,7 @@ static int commit_tmp(FILE *f, const char *tmp, const char *path)
     }
     if (bad) {
         unlink(tmp);
-        return fail("%s: %s", path, strerror(e));
+        return FAIL("%s: %s", path, strerror(e));
     }
     return 0;
 }
@@ -291,7 +293,7 @@ static int write_bios(const char *path, mode_t mode, BIO *a, BIO *b)
     BIO *parts[] = {a, b};
     FILE *f = open_tmp(path, mode, tmp, sizeof tmp);
     if (f == NULL)
-        return fail("%s: %s", path, strerror(errno));
+        return FAIL("%s: %s", path, strerror(errno));
     for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
         char *data;
         long n = parts[i] ? BIO_get_mem_data(parts[i], &data) : 0;
@@ -299,7 +301,7 @@ static int write_bios(const char *path, mode_t mode, BIO *a, BIO *b)
             int e = errno;
             fclose(f);
             unlink(tmp);
-            return fail("%s: %s", path, strerror(e));
+            return FAIL("%s: %s", path, strerror(e));
         }
     }
     return commit_tmp(f, tmp, path);
@@ -333,7 +335,7 @@ static int write_pair(const char *crt_path, X509 *const *certs, size_t n, const 
     BIO *c = pem_certs(certs, n), *k = key ? pem_key(key) : NULL;
     int rc;
     if (c == NULL || (key && k == NULL))
-        rc = fail("%s: cannot encode", key && k == NULL ? key_path : crt_path);
+        rc = FAIL("%s: cannot encode", key && k == NULL ? key_path : crt_path);
     else if ((rc = write_bios(crt_path, 0644, c, NULL)) == 0 && key)
         rc = write_bios(key_path, 0600, k, NULL);
     BIO_free(c);
@@ -527,14 +529,14 @@ static int issue_new(const struct issuer *ca, enum profile p, const char *cn, EV
     struct exts x;
     *cert = NULL;
     if ((*key = keygen(kg)) == NULL)
-        return fail("%s: cannot generate a key", cn);
+        return FAIL("%s: cannot generate a key", cn);
     if (exts_init(&x, p) != 0)
-        return fail("%s: cannot build the extensions", cn);
+        return FAIL("%s: cannot build the extensions", cn);
     struct issuer self = {NULL, *key};
     *cert = issue(ca ? ca : &self, &x, cn, *key, v);
     exts_free(&x);
     if (*cert == NULL)
-        return fail("%s: cannot issue the certificate", cn);
+        return FAIL("%s: cannot issue the certificate", cn);
     return 0;
 }
 
@@ -571,7 +573,7 @@ static int pki_open(struct pki *p, const char *dir, const struct subca *ca)
     p->dir = dir;
     path_join(path, sizeof path, dir, "curve");
     if ((f = fopen(path, "r")) == NULL)
-        return fail("%s holds no PKI made by 'clsm-pki init' (%s: %s)", dir, path, strerror(errno));
+        return FAIL("%s holds no PKI made by 'clsm-pki init' (%s: %s)", dir, path, strerror(errno));
     if (fgets(name, sizeof name, f) == NULL)
         name[0] = '\0';
     fclose(f);
@@ -580,21 +582,21 @@ static int pki_open(struct pki *p, const char *dir, const struct subca *ca)
         if (strcmp(curves[i].name, name) == 0)
             p->curve = &curves[i];
     if (p->curve == NULL)
-        return fail("%s: unknown curve \"%s\"", path, name);
+        return FAIL("%s: unknown curve \"%s\"", path, name);
     char stem[64];
     snprintf(stem, sizeof stem, "%s-ca.crt", ca->name);
     path_join(path, sizeof path, dir, stem);
     if (pki_load_cert(path, &p->ca_cert, err, sizeof err) != 0)
-        return fail("%s", err);
+        return FAIL("%s", err);
     snprintf(stem, sizeof stem, "%s-ca.key", ca->name);
     path_join(path, sizeof path, dir, stem);
     if (pki_load_key(path, &p->ca_key, err, sizeof err) != 0) {
         pki_close(p);
-        return fail("%s", err);
+        return FAIL("%s", err);
     }
     if (X509_check_private_key(p->ca_cert, p->ca_key) != 1) {
         pki_close(p);
-        return fail("%s does not belong to %s-ca.crt", path, ca->name);
+        return FAIL("%s does not belong to %s-ca.crt", path, ca->name);
     }
     return 0;
 }
@@ -681,7 +683,7 @@ static int init_check_free(const struct init_args *a)
     for (size_t i = 0; i < n; i++) {
         path_join(path, sizeof path, a->dir, names[i]);
         if (exists(path))
-            return fail("%s already holds a PKI (%s exists); use --force to replace it", a->dir,
+            return FAIL("%s already holds a PKI (%s exists); use --force to replace it", a->dir,
                         path);
     }
     return 0;
@@ -741,7 +743,7 @@ static int cmd_init(int argc, char **argv)
     if ((rc = make_dir(a.dir)) != 0)
         return rc;
     if ((kg = keygen_new(a.curve)) == NULL)
-        return fail("curve %s is not available in this OpenSSL", a.curve->name);
+        return FAIL("curve %s is not available in this OpenSSL", a.curve->name);
 
     struct validity vroot = days_from_now(now, ROOT_DAYS), vsub = days_from_now(now, SUBCA_DAYS);
     if ((rc = issue_new(NULL, P_ROOT, root_cn, kg, &vroot, &root, &root_key)) != 0 ||
@@ -776,7 +778,7 @@ static int cmd_init(int argc, char **argv)
     BIO *cb = BIO_new(BIO_s_mem());
     path_join(path, sizeof path, a.dir, "curve");
     rc = cb && BIO_printf(cb, "%s\n", a.curve->name) > 0 ? write_bios(path, 0644, cb, NULL)
-                                                         : fail("%s: cannot write", path);
+                                                         : FAIL("%s: cannot write", path);
     BIO_free(cb);
     if (rc == 0)
         fprintf(stderr,
@@ -1030,7 +1032,7 @@ static int issue_bundle(struct job *j, size_t jobs, FILE *f, const char *out)
     int rc;
 
     if (w == NULL)
-        return fail("cannot set up %zu workers", jobs);
+        return FAIL("cannot set up %zu workers", jobs);
     for (; started < jobs; started++)
         if (pthread_create(&w[started].tid, NULL, worker_main, &w[started]) != 0) {
             job_fail(j, "cannot start a thread", "workers");
@@ -1048,7 +1050,7 @@ static int issue_bundle(struct job *j, size_t jobs, FILE *f, const char *out)
     workers_free(w, jobs);
     for (size_t i = 0; i < WINDOW; i++)
         BIO_free(j->ring[i].pem);
-    return rc == 0 ? 0 : fail("%s", j->err);
+    return rc == 0 ? 0 : FAIL("%s", j->err);
 }
 
 struct smgw_args {
@@ -1136,7 +1138,7 @@ static int cmd_smgw(int argc, char **argv)
         path_join(out, sizeof out, a.dir, "smgw/" PKI_BUNDLE_NAME);
     if (!a.force && exists(out)) {
         free(ids.list);
-        return fail("%s exists; use --force to replace it", out);
+        return FAIL("%s exists; use --force to replace it", out);
     }
     if ((rc = pki_open(&pki, a.dir, subca_arg("smgw"))) != 0) {
         free(ids.list);
@@ -1146,7 +1148,7 @@ static int cmd_smgw(int argc, char **argv)
         a.jobs = (long)ids.n;
     j = calloc(1, sizeof *j);
     if (j == NULL || (f = open_tmp(out, 0600, tmp, sizeof tmp)) == NULL) {
-        rc = fail("%s: %s", out, j ? strerror(errno) : "out of memory");
+        rc = FAIL("%s: %s", out, j ? strerror(errno) : "out of memory");
         goto out;
     }
     j->ids = &ids;
@@ -1273,11 +1275,11 @@ static int cmd_leaf(int argc, char **argv)
     snprintf(crt, sizeof crt, "%s.crt", prefix);
     snprintf(key, sizeof key, "%s.key", prefix);
     if (!a.force && (exists(crt) || exists(key)))
-        return fail("%s exists; use --force to replace it", exists(crt) ? crt : key);
+        return FAIL("%s exists; use --force to replace it", exists(crt) ? crt : key);
     if ((rc = pki_open(&pki, a.dir, a.ca)) != 0)
         return rc;
     if ((kg = keygen_new(pki.curve)) == NULL) {
-        rc = fail("curve %s is not available in this OpenSSL", pki.curve->name);
+        rc = FAIL("curve %s is not available in this OpenSSL", pki.curve->name);
         goto out;
     }
     struct issuer ca = {pki.ca_cert, pki.ca_key};

@@ -218,6 +218,7 @@ int device_connect(struct sim *s, struct dev *d)
     d->mosq = mosquitto_new(client_id, true, d);
     if (d->mosq == NULL)
         return -ENOMEM;
+    mosquitto_int_option(d->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_connect_callback_set(d->mosq, on_connect);
     mosquitto_message_callback_set(d->mosq, on_message);
     fleet_dev_addr(d->idx, &a);

@@ -114,7 +114,9 @@ struct sim_opts {
 struct sim {
     struct event_base *base;
     struct sim_opts opt;
-    SSL_CTX *ctx; /* client side: verifies clsmd and the GWAs against the root */
+    SSL_CTX *ctx;  /* client side: verifies clsmd and the GWAs against the root */
+    X509 *smgw_ca; /* sent with each gateway certificate, so peers trusting
+                      only the root can build the chain */
     struct gw *gws;
     uint32_t ngws;
     struct dev *devs;

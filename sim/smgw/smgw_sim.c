@@ -14,6 +14,7 @@
 
 #include "api/http.h"
 #include "common/log.h"
+#include "common/pki.h"
 #include "common/tls.h"
 #include "common/wakeup.h"
 #include "smgw/sim.h"
@@ -316,6 +317,11 @@ int main(int argc, char **argv)
         return 1;
     }
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    snprintf(path, sizeof path, "%.1000s/smgw-ca.crt", s->opt.pki);
+    if (pki_load_cert(path, &s->smgw_ca, err, sizeof err) != 0) {
+        LOG(LOG_ERROR, "cannot read the SMGW sub-CA", LOG_S("error", err));
+        return 1;
+    }
     if (fleet_load(s) != 0)
         goto out;
     if (apply_cli(s, &cli) != 0)
@@ -354,6 +360,7 @@ out:
     wakeup_nonces_free(s->nonces);
     fleet_free(s);
     SSL_CTX_free(s->ctx);
+    X509_free(s->smgw_ca);
     event_base_free(s->base);
     return status;
 }

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +41,7 @@ static evutil_socket_t gw_socket(const struct gw *g)
     fleet_gw_addr(g->idx, &a);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
         evutil_closesocket(fd);
         return -1;
@@ -79,7 +82,8 @@ static SSL *gw_ssl(struct sim *s, const struct gw *g)
         return NULL;
     }
     ssl = SSL_new(s->ctx);
-    if (ssl && (SSL_use_certificate(ssl, cert) != 1 || SSL_use_PrivateKey(ssl, key) != 1)) {
+    if (ssl && (SSL_use_certificate(ssl, cert) != 1 || SSL_use_PrivateKey(ssl, key) != 1 ||
+                (s->smgw_ca && SSL_add1_chain_cert(ssl, s->smgw_ca) != 1))) {
         SSL_free(ssl);
         ssl = NULL;
     }
@@ -193,6 +197,8 @@ static void han_event_cb(struct bufferevent *bev, short what, void *arg)
 
 void chan_attach_han(struct chan *c, evutil_socket_t fd)
 {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->han = bufferevent_socket_new(c->s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->han == NULL) {
         evutil_closesocket(fd);
@@ -299,6 +305,29 @@ static void fetch_done(struct fetch *f, int ok)
         if (memcmp(p + i, "\r\n\r\n", 4) == 0)
             end = p + i;
 
+    /* A complete answer counts, however the connection ended (peers may
+     * close TLS without close_notify). */
+    if (end) {
+        const char *cl = NULL;
+        for (const char *q = p; q < end; q++)
+            if (strncasecmp(q, "\r\nContent-Length:", 17) == 0)
+                cl = q + 17;
+        long long want = -1;
+        if (cl) {
+            char num[24];
+            size_t k = 0;
+            while (*cl == ' ')
+                cl++;
+            while (k < sizeof num - 1 && cl[k] >= '0' && cl[k] <= '9') {
+                num[k] = cl[k];
+                k++;
+            }
+            num[k] = '\0';
+            if (parse_ll(num, 0, FETCH_MAX_ANSWER, &want) != 0)
+                want = -1;
+        }
+        ok = want >= 0 && (size_t)want == n - (size_t)(end + 4 - p);
+    }
     if (ok && n > 12 && strncmp(p, "HTTP/1.1 200", 12) == 0 && end) {
         s->fetches_ok++;
         handle_orders(s, g, end + 4, n - (size_t)(end + 4 - p));

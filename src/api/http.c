@@ -292,6 +292,11 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
     while (srv->dead) {
         struct http_conn *c = srv->dead;
         srv->dead = c->next;
+        if (srv->tls) {
+            SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+            if (ssl)
+                SSL_shutdown(ssl); /* close_notify, best effort */
+        }
         bufferevent_free(c->bev);
         event_free(c->timer);
         free(c);
@@ -520,6 +525,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct http_conn *c = arg;
     (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* the TLS handshake is done; requests follow */
     if (!(what & BEV_EVENT_EOF) || c->state == CS_LINGER) {
         if ((what & BEV_EVENT_ERROR) && c->srv->tls) {
             unsigned long e = bufferevent_get_openssl_error(c->bev);

@@ -14,9 +14,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "audit/audit.h"
@@ -69,6 +71,7 @@ struct channel {
 
 struct channel_mgr {
     struct event_base *base;
+    STACK_OF(X509) * issuers; /* gateway certificates must come from one of these */
     struct store *store;
     struct audit *audit;
     SSL_CTX *tls;
@@ -419,6 +422,24 @@ static int cert_common_name(X509 *cert, char *buf, size_t len)
     return 0;
 }
 
+/* The TLS verification accepts whatever chains to a trusted certificate;
+ * if that includes the root, a leaf of another sub-CA (an EMT's, say) would
+ * pass. Only the SMGW sub-CA issues gateways. */
+static int issued_by_gateway_ca(const struct channel_mgr *m, X509 *cert)
+{
+    if (m->issuers == NULL || sk_X509_num(m->issuers) == 0)
+        return 1;
+    for (int i = 0; i < sk_X509_num(m->issuers); i++) {
+        X509 *ca = sk_X509_value(m->issuers, i);
+        if (X509_check_issued(ca, cert) == X509_V_OK) {
+            EVP_PKEY *pub = X509_get0_pubkey(ca);
+            if (pub && X509_verify(cert, pub) == 1)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* TLS is up: the gateway is who its certificate says, if the registry
  * knows it (and its pinned fingerprint, when one is set, matches). */
 static void identify_gateway(struct channel *ch)
@@ -433,6 +454,11 @@ static void identify_gateway(struct channel *ch)
     if (cert == NULL || cert_common_name(cert, cn, sizeof cn) != 0 || !reg_is_smgw_id(cn)) {
         X509_free(cert);
         refuse(ch, R_BAD_NAME, "the certificate does not name a gateway id");
+        return;
+    }
+    if (!issued_by_gateway_ca(ch->m, cert)) {
+        X509_free(cert);
+        refuse(ch, R_BAD_NAME, "the certificate was not issued by the SMGW sub-CA");
         return;
     }
     str_copy(ch->smgw, sizeof ch->smgw, cn);
@@ -498,15 +524,21 @@ int channel_identified(struct channel *ch, const char *device, const void *refus
                behind ? "device uses another driver" : "device not behind this gateway");
         return -EPERM;
     }
-    struct channel *old = channel_mgr_find(ch->m, device);
+    return 0;
+}
+
+void channel_ready(struct channel *ch)
+{
+    if (ch->state != CH_IDENTIFY || ch->device[0] == '\0')
+        return;
+    struct channel *old = channel_mgr_find(ch->m, ch->device);
     if (old)
         channel_close(old, "replaced by a new channel");
     if (table_add(ch->m, ch) != 0) {
         refuse(ch, R_OTHER, "out of memory");
-        return -EPERM;
+        return;
     }
     channel_set_state(ch, CH_OPEN, NULL);
-    return 0;
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -541,7 +573,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if ((e = bufferevent_get_openssl_error(bev)) != 0) {
         const char *r = ERR_reason_error_string(e);
-        snprintf(msg, sizeof msg, "TLS: %s", r ? r : "error");
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (vr != X509_V_OK) /* say which: expired, unknown issuer, ... */
+            snprintf(msg, sizeof msg, "TLS: %s: %s", r ? r : "error",
+                     X509_verify_cert_error_string(vr));
+        else
+            snprintf(msg, sizeof msg, "TLS: %s", r ? r : "error");
         /* Drain the rest of the queue, so it does not leak into the next. */
         while (bufferevent_get_openssl_error(bev))
             ;
@@ -635,6 +673,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     ch->m = m;
     ch->id = ++m->next_id;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ch->created_ms = time_now_ms();
     peer_name(sa, ch->peer, sizeof ch->peer);
     ch->bev = bufferevent_openssl_socket_new(m->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -716,6 +756,20 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- the manager ----------------------------------------------------------------------- */
 
+/* The sub-CAs among the trusted certificates (those not self-signed): the
+ * issuers gateway certificates must come from. */
+static STACK_OF(X509) * issuing_cas(SSL_CTX *tls)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(tls));
+    STACK_OF(X509) *out = sk_X509_new_null();
+    for (int i = 0; out && i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (c && !(X509_get_extension_flags(c) & EXFLAG_SS) && X509_up_ref(c))
+            sk_X509_push(out, c);
+    }
+    return out;
+}
+
 struct channel_mgr *channel_mgr_new(struct event_base *base, struct store *store,
                                     struct audit *audit, SSL_CTX *tls,
                                     const struct channel_limits *lim,
@@ -724,6 +778,7 @@ struct channel_mgr *channel_mgr_new(struct event_base *base, struct store *store
     struct channel_mgr *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
+    m->issuers = issuing_cas(tls);
     m->base = base;
     m->store = store;
     m->audit = audit;
@@ -825,6 +880,7 @@ void channel_mgr_free(struct channel_mgr *m)
     if (m->heartbeat)
         event_free(m->heartbeat);
     SSL_CTX_free(m->tls);
+    sk_X509_pop_free(m->issuers, X509_free);
     free(m->table);
     free(m);
 }

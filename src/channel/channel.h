@@ -73,7 +73,10 @@ struct channel_limits {
 /* Create the manager. It borrows 'store' (registry lookups) and 'audit'
  * (records of refused and opened channels), which must outlive it, and
  * takes its own reference to 'tls' (a server context that verifies client
- * certificates against the SMGW sub-CA). NULL when out of memory. */
+ * certificates against the SMGW sub-CA). The sub-CAs among the context's
+ * trusted certificates are the only accepted issuers of gateway
+ * certificates (all trusted ones, if there is no sub-CA among them). NULL
+ * when out of memory. */
 struct channel_mgr *channel_mgr_new(struct event_base *base, struct store *store,
                                     struct audit *audit, SSL_CTX *tls,
                                     const struct channel_limits *lim,
@@ -117,11 +120,16 @@ void channel_set_state(struct channel *ch, enum channel_state to, const char *re
 
 /* The driver has read the device id from the first message. Checks it
  * against the registry (device exists, uses this driver, sits behind this
- * channel's gateway); on success the channel becomes CH_OPEN and 0 is
- * returned. Otherwise 'refusal' ('len' bytes, the protocol's way of saying
- * no; may be empty) is sent, the channel is refused (closing) and -EPERM
- * returned. */
+ * channel's gateway) and returns 0; the channel stays CH_IDENTIFY until the
+ * driver calls channel_ready(). Otherwise 'refusal' ('len' bytes, the
+ * protocol's way of saying no; may be empty) is sent, the channel is refused
+ * (closing) and -EPERM returned. */
 int channel_identified(struct channel *ch, const char *device, const void *refusal, size_t len);
+
+/* The identified device is ready for controls (for lpc-mqtt: it subscribed
+ * to its control topic): the channel becomes CH_OPEN, replacing an older
+ * channel to the same device, and the dispatcher hears of it. */
+void channel_ready(struct channel *ch);
 
 /* Queue bytes towards the device. Returns 0, -ENOBUFS when the output limit
  * would be exceeded, or -EPIPE once the channel is closing. */

@@ -465,8 +465,7 @@ static void xfer_done(struct gwa_client *g, struct xfer *x, CURLcode result)
         }
     }
     json_decref(answer);
-    x->reqs = NULL;
-    xfer_free(x);
+    xfer_free(x); /* the array; its requests went on above */
     schedule_pump(g);
 }
 

@@ -343,10 +343,11 @@ static X509_NAME *der_subject(const unsigned char *der, long len)
     if (der_step(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1) != 0 || /* Certificate */
         der_step(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1) != 0)   /* tbsCertificate */
         return NULL;
+    /* An optional [0] EXPLICIT version comes first. */
     q = p;
-    if ((ASN1_get_object(&q, &l, &tag, &cls, end - p) & 0x80) == 0 &&
+    if ((ASN1_get_object(&q, &l, &tag, &cls, end - p) & 0x81) == 0 &&
         cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0)
-        p = q + l;                                                      /* [0] version */
+        p = q + l;
     if (der_step(&p, end, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, 0) != 0 ||  /* serialNumber */
         der_step(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 0) != 0 || /* signature */
         der_step(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 0) != 0 || /* issuer */
@@ -396,7 +397,7 @@ static int next_block(struct reader *r, struct block *b, pki_bundle_fn fn, void 
     if (b->header != NULL && b->header[0] != '\0')
         return bad(r, "a PEM block with headers (encrypted keys are not supported)");
     if (b->len <= 0 || (unsigned long)b->len > PKI_DER_MAX)
-        return bad(r, "a %s block of %ld bytes (at most %u allowed)", b->name, b->len, PKI_DER_MAX);
+        return bad(r, "a %.40s block of %ld bytes (1 to %u allowed)", b->name, b->len, PKI_DER_MAX);
     if (strcmp(b->name, PEM_STRING_X509) == 0)
         return take_cert(r, b);
     if (strcmp(b->name, PEM_STRING_PKCS8INF) == 0)

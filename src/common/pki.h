@@ -27,14 +27,15 @@
 
 /* Read the first certificate of the PEM file 'path' (later ones, such as the
  * issuing CA of a chain file, are ignored). On success '*out' is a new
- * certificate the caller frees with X509_free(). Returns 0, -ENOENT/-EACCES
- * (cannot open), -EINVAL (no PEM certificate in the file) or -ENOMEM. */
+ * certificate the caller frees with X509_free(). Returns 0, -ENOENT, -EACCES
+ * or -EIO (cannot open), -EINVAL (no PEM certificate in the file) or
+ * -ENOMEM. */
 int pki_load_cert(const char *path, X509 **out, char *err, size_t errlen);
 
 /* Read the private key of the PEM file 'path' (PKCS#8 "PRIVATE KEY" or the
  * traditional "EC PRIVATE KEY"). On success '*out' is a new key the caller
- * frees with EVP_PKEY_free(). Returns 0, -ENOENT/-EACCES, -EINVAL (no
- * readable unencrypted key) or -ENOMEM. */
+ * frees with EVP_PKEY_free(). Returns 0, -ENOENT, -EACCES or -EIO, -EINVAL
+ * (no readable key, or an encrypted one) or -ENOMEM. */
 int pki_load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen);
 
 /* Build a trust store from 'n' PEM files (such as smgw-chain.pem); every
@@ -42,7 +43,8 @@ int pki_load_key(const char *path, EVP_PKEY **out, char *err, size_t errlen);
  * least one. On success '*out' is a new store the caller frees with
  * X509_STORE_free() (an SSL_CTX takes its own reference with
  * SSL_CTX_set1_verify_cert_store()). Returns 0, -EINVAL (n is 0, or a file
- * holds no certificate or a malformed one), -ENOENT/-EACCES or -ENOMEM. */
+ * holds no certificate or a malformed one), -ENOENT, -EACCES or -EIO, or
+ * -ENOMEM. */
 int pki_load_ca_store(const char *const *paths, size_t n, X509_STORE **out, char *err,
                       size_t errlen);
 
@@ -50,8 +52,8 @@ int pki_load_ca_store(const char *const *paths, size_t n, X509_STORE **out, char
  * (X509_PURPOSE_SSL_CLIENT for a gateway, X509_PURPOSE_SSL_SERVER for
  * clsmd, or 0 for no purpose check). Returns 0 when it verifies, or -EACCES
  * with the X509_V_ERR_* code in '*verr' (when not NULL) and the reason, the
- * depth and the subject in 'err'; -ENOMEM when out of memory (then '*verr'
- * is 0). Neither argument changes ownership. */
+ * depth and the subject in 'err'; -EINVAL for an unknown purpose or -ENOMEM
+ * (then '*verr' is 0). Neither argument changes ownership. */
 int pki_verify_cert(X509_STORE *store, X509 *cert, int purpose, int *verr, char *err,
                     size_t errlen);
 
@@ -67,9 +69,9 @@ int pki_issued_by(X509 *cert, X509 *ca);
 /* Copy the subject common name of 'cert' as UTF-8 into 'buf'. Returns 0,
  * -ENOENT (no common name), -EINVAL (more than one, an empty one, one that
  * is not valid text, or one holding a NUL byte, which could make
- * "EABC0000000001\0evil" look like a gateway) or
- * -ENOSPC (it does not fit into 'len' bytes with its NUL); on failure 'buf'
- * holds an empty string when len > 0. */
+ * "EABC0000000001\0evil" look like a gateway) or -ENOSPC (it does not fit
+ * into 'len' bytes with its NUL); on failure 'buf' holds an empty string
+ * when len > 0. */
 int pki_cert_cn(X509 *cert, char *buf, size_t len);
 
 /* The SHA-256 fingerprint of the DER encoding of 'cert' as 64 lower-case hex
@@ -87,21 +89,21 @@ int pki_cert_sha256_hex(X509 *cert, char out[PKI_SHA256_HEX]);
  * All three are valid only during the call; copy what you keep. Only the
  * certificate's subject name has been parsed, and the key not at all (that
  * keeps reading 100,000 entries under a second), so an entry is only known
- * to be usable after pki_bundle_parse_entry(). A nonzero return
- * stops the reading and becomes pki_bundle_read()'s return value.
+ * to be usable after pki_bundle_parse_entry(). A nonzero return stops the
+ * reading and becomes pki_bundle_read()'s return value.
  */
 typedef int (*pki_bundle_fn)(void *arg, const char *id, const uint8_t *cert_der, size_t cert_len,
                              const uint8_t *key_der, size_t key_len);
 
 /* Read the bundle 'path', calling 'fn' for each entry. Returns 0 after the
- * last entry, the callback's nonzero value, -ENOENT/-EACCES (cannot open),
- * -EINVAL (malformed: a block that is not a certificate or key, a
- * certificate without its key, a key without a certificate, bad base64, a
- * certificate whose subject does not parse or lacks a usable common name
- * (as pki_cert_cn() defines it), a block
- * over PKI_DER_MAX bytes, or no entry at all; 'err' names the entry number
- * and the gateway before it) or -ENOMEM. Entries before a malformed one
- * have already been passed to 'fn'. */
+ * last entry, the callback's nonzero value, -ENOENT, -EACCES or -EIO
+ * (cannot open), or -EINVAL (malformed: a block that is not a certificate
+ * or key, a certificate without its key, a key without a certificate, bad
+ * base64, a certificate whose subject does not parse or lacks a usable
+ * common name as pki_cert_cn() defines it, a block over PKI_DER_MAX bytes,
+ * or no entry at all; 'err' names the file, the entry number and the
+ * gateway before it). Entries before a malformed one have already been
+ * passed to 'fn'. Duplicate ids are not detected here. */
 int pki_bundle_read(const char *path, pki_bundle_fn fn, void *arg, char *err, size_t errlen);
 
 /* Parse one entry's DER bytes (as given to a pki_bundle_fn) and check that

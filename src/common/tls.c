@@ -83,6 +83,10 @@ static SSL_CTX *build(const SSL_METHOD *m, const struct tls_profile *p, const ch
             return fail(ctx, err, errlen, "trusted certificates", verify_ca);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         SSL_CTX_set_verify_depth(ctx, 4);
+        /* A sub-CA in the file is a trust anchor by itself: a file with only
+         * the SMGW sub-CA admits gateways and nothing the root's other
+         * sub-CAs issued. */
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
     }
     return ctx;
 }

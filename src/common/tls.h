@@ -35,7 +35,9 @@ int tls_version_parse(const char *s, int *out);
  * client that sets them per connection (SSL_use_certificate). 'verify_ca'
  * (a PEM file of trusted certificates) turns on peer verification: a server
  * then requires a client certificate chaining to it, a client verifies the
- * server against it. Returns NULL with 'err' filled when a file cannot be
+ * server against it. Every certificate in the file is a trust anchor, a
+ * sub-CA too (partial chains), so a file holding only one sub-CA admits
+ * only what that sub-CA issued. Returns NULL with 'err' filled when a file cannot be
  * read, the key does not match, or the profile names something OpenSSL
  * does not know.
  */

@@ -20,6 +20,7 @@
 
 struct lpc_session {
     int connected; /* CONNECT accepted */
+    int ready;     /* subscribed to its control topic: the channel is open */
     uint16_t next_pid;
     char device[LPC_DEVICE_ID_MAX + 1];
     char control_topic[LPC_TOPIC_MAX];
@@ -89,6 +90,7 @@ static void on_connect(struct channel *ch, struct lpc_session *s, const struct m
     lpc_topic_build(id, LPC_TOPIC_CONTROL, s->control_topic, sizeof s->control_topic);
     send_packet(ch, buf, mqtt_encode_connack(buf, sizeof buf, 0, MQTT_CONNACK_ACCEPTED));
     channel_alive(ch, c->keepalive);
+    /* Controls may flow once the device subscribed to its control topic. */
 }
 
 static void on_subscribe(struct channel *ch, struct lpc_session *s,
@@ -99,12 +101,18 @@ static void on_subscribe(struct channel *ch, struct lpc_session *s,
     ack.packet_id = sub->packet_id;
     ack.count = sub->count;
     /* A device reads its own control topic and nothing else. */
+    int subscribed = 0;
     for (size_t i = 0; i < sub->count; i++) {
         int own = sub->filters[i].len == strlen(s->control_topic) &&
                   memcmp(sub->filters[i].ptr, s->control_topic, sub->filters[i].len) == 0;
         ack.codes[i] = own ? (sub->qos[i] > 1 ? 1 : sub->qos[i]) : MQTT_SUBACK_FAILURE;
+        subscribed |= own;
     }
     send_packet(ch, buf, mqtt_encode_suback(buf, sizeof buf, &ack));
+    if (subscribed && !s->ready) {
+        s->ready = 1;
+        channel_ready(ch);
+    }
 }
 
 /* What the device publishes: an ack, its state or telemetry. */
@@ -237,7 +245,7 @@ static int lpc_send(struct channel *ch, void *state, const char *cmd, const json
     uint8_t *pkt;
     int rc;
 
-    if (!s->connected || channel_state_of(ch) != CH_OPEN)
+    if (!s->ready || channel_state_of(ch) != CH_OPEN)
         return -EPIPE;
     if (!lpc_cmd_id_valid(cmd) || !json_is_object(control) || json_object_size(control) == 0)
         return -EINVAL;

@@ -223,3 +223,159 @@ class ServerTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# --- the whole system: PKI, clsmd with channels, a GWA and a gateway fleet ---
+
+CLSM_PKI = os.path.join(BUILD_DIR, "clsm-pki")
+GWA_SIM = os.path.join(BUILD_DIR, "clsm-gwa-sim")
+SMGW_SIM = os.path.join(BUILD_DIR, "clsm-smgw-sim")
+FLEET = os.path.join(SOURCE_DIR, "scripts", "fleet.py")
+
+
+def free_port(kind=None):
+    import socket
+    s = socket.socket(socket.AF_INET, kind or socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Proc:
+    """A simulator process with its log; 'ready' is a regex on the log."""
+
+    def __init__(self, name, cmd, workdir, ready, timeout=60):
+        self.name = name
+        self.logpath = os.path.join(workdir, name + ".log")
+        self._log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, cwd=workdir)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.logpath, "rb") as f:
+                m = re.search(ready.encode(), f.read())
+            if m:
+                self.match = m
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %d:\n%s" % (name, self.proc.returncode,
+                                                                 self.log()[-4000:]))
+            time.sleep(0.05)
+        raise RuntimeError("%s did not start:\n%s" % (name, self.log()[-4000:]))
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._log.close()
+        return rc
+
+
+class System:
+    """clsmd with CLS channels, one GWA simulator and a gateway fleet, all on
+    free local ports, with a fresh PKI and a synthetic fleet of 'gateways'."""
+
+    def __init__(self, gateways=50, curve="brainpoolP256r1", gwa_args=(), smgw_args=(),
+                 clsmd_args=(), prefix="TST"):
+        self.tmp = tempfile.TemporaryDirectory(prefix="clsm-system-")
+        self.dir = self.tmp.name
+        self.pki = os.path.join(self.dir, "pki")
+        self.procs = []
+        self.clsmd = None
+        self.gwa_port = free_port()
+        self.udp_port = free_port(__import__("socket").SOCK_DGRAM)
+        self.stats_port = free_port()
+        self.registry = os.path.join(self.dir, "fleet.json")
+        ids = os.path.join(self.dir, "fleet.ids")
+        subprocess.run([sys.executable, FLEET, "--gateways", str(gateways), "--prefix", prefix,
+                        "--gwa", "GWA-01=https://127.0.0.1:%d" % self.gwa_port,
+                        "--out", self.registry, "--ids", ids], check=True)
+        subprocess.run([CLSM_PKI, "init", self.pki, "--curve", curve, "--gwa", "GWA-01"],
+                       check=True, capture_output=True)
+        subprocess.run([CLSM_PKI, "smgw", self.pki, "--ids", ids], check=True,
+                       capture_output=True)
+        with open(self.registry) as f:
+            self.doc = json.load(f)
+        try:
+            self.smgw = Proc("smgw-sim", [SMGW_SIM, "--pki", self.pki, "--registry", self.registry,
+                                          "--udp", "127.0.0.1:%d" % self.udp_port,
+                                          "--stats", "127.0.0.1:%d" % self.stats_port,
+                                          "--log-level", "debug"] + list(smgw_args),
+                             self.dir, r'msg="smgw-sim ready"')
+            self.procs.append(self.smgw)
+            self.gwa = Proc("gwa-sim", [GWA_SIM, "--id", "GWA-01", "--pki", self.pki,
+                                        "--listen", "127.0.0.1:%d" % self.gwa_port,
+                                        "--registry", self.registry,
+                                        "--wakeup", "127.0.0.1:%d" % self.udp_port,
+                                        "--log-level", "debug"] + list(gwa_args),
+                            self.dir, r'msg="gwa listening"')
+            self.procs.append(self.gwa)
+            self.channel_port = free_port()
+            args = ["--set", "tls.cert=%s/emt/clsmd.crt" % self.pki,
+                    "--set", "tls.key=%s/emt/clsmd.key" % self.pki,
+                    "--set", "tls.smgw_ca=%s/smgw-chain.pem" % self.pki,
+                    "--set", "tls.gwa_ca=%s/gwa-ca.crt" % self.pki,
+                    "--set", "channel.listen=127.0.0.1:%d" % self.channel_port]
+            self.clsmd = Clsmd(workdir=self.dir, args=args + list(clsmd_args)).start()
+            r = self.clsmd.request("POST", "/v1/import", body=self.doc)
+            if r.status != 200:
+                raise RuntimeError("import failed: %r" % r)
+        except Exception:
+            self.close()
+            raise
+
+    def command(self, device, control, **kw):
+        body = {"control": control}
+        body.update(kw)
+        return self.clsmd.request("POST", "/v1/devices/%s/commands" % device, body=body)
+
+    def wait_command(self, cid, states=("confirmed", "failed"), timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            c = self.clsmd.request("GET", "/v1/commands/" + cid).json()
+            if c["state"] in states:
+                return c
+            time.sleep(0.1)
+        raise AssertionError("command %s did not reach %s: %r" % (cid, states, c))
+
+    def sim_stats(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.stats_port, timeout=10)
+        c.request("GET", "/v1/stats")
+        return json.loads(c.getresponse().read())
+
+    def sim_device(self, dev, cmd=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.stats_port, timeout=10)
+        c.request("GET", "/v1/devices/%s%s" % (dev, "?cmd=" + cmd if cmd else ""))
+        return json.loads(c.getresponse().read())
+
+    def gwa_stats(self):
+        """The GWA simulator's counters, fetched as the EMT (curl: Python's ssl
+        module cannot offer brainpool groups as a client)."""
+        out = subprocess.run(["curl", "-sf", "--tlsv1.2", "--tls-max", "1.2", "--curves",
+                              "brainpoolP256r1:prime256v1",
+                              "--cert", os.path.join(self.pki, "emt", "clsmd.crt"),
+                              "--key", os.path.join(self.pki, "emt", "clsmd.key"),
+                              "--cacert", os.path.join(self.pki, "root.crt"),
+                              "https://127.0.0.1:%d/v1/stats" % self.gwa_port],
+                             capture_output=True, timeout=30, check=True).stdout
+        return json.loads(out)
+
+    def close(self):
+        rcs = {}
+        if self.clsmd is not None:
+            rcs["clsmd"] = self.clsmd.stop() if self.clsmd.proc else 0
+        for p in self.procs:
+            rcs[p.name] = p.stop()
+        self.logs = {p.name: p.log() for p in self.procs}
+        if self.clsmd is not None:
+            self.logs["clsmd"] = self.clsmd.log()
+        self.tmp.cleanup()
+        return rcs

@@ -79,6 +79,8 @@ def dates(path):
 class PkiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        if not os.access(TOOL, os.X_OK):
+            raise AssertionError("%s is not built (the clsm-pki target of CMakeLists.txt)" % TOOL)
         cls.tmp = tempfile.TemporaryDirectory(prefix="clsm-pki-test-")
         cls.dir = os.path.join(cls.tmp.name, "pki")
         pki("init", cls.dir, "--gwa", "GWA-01", "--gwa", "GWA-02")

@@ -627,7 +627,7 @@ static void test_bundle_malformed(void **state)
     size_t len, cl, kl, c2l;
     char *good = slurp(path_in(dir, "smgw/gateways.pem"), &len);
     const char *c1 = block(good, 0, &cl), *k1 = block(good, 1, &kl), *c2 = block(good, 2, &c2l);
-    char buf[16384];
+    char buf[32768];
     const struct {
         const char *what, *parts[4], *msg;
         size_t good_entries;
@@ -685,6 +685,20 @@ static void test_bundle_malformed(void **state)
         assert_non_null(strstr(err, "bad.pem"));
         free(c);
     }
+
+    /* A block over PKI_DER_MAX bytes: 23,040 base64 digits, 17,280 bytes. */
+    size_t big = (size_t)snprintf(buf, sizeof buf, "-----BEGIN CERTIFICATE-----\n");
+    for (size_t line = 0; line < 360; line++) {
+        memset(buf + big, 'A', 64);
+        buf[big + 64] = '\n';
+        big += 65;
+    }
+    big += (size_t)snprintf(buf + big, sizeof buf - big, "-----END CERTIFICATE-----\n");
+    spit(path_in(dir, "bad.pem"), buf, big);
+    assert_int_equal(
+        pki_bundle_read(path_in(dir, "bad.pem"), collect_fn, &(struct collect){0}, err, sizeof err),
+        -EINVAL);
+    assert_non_null(strstr(err, "a CERTIFICATE block of 17280 bytes (1 to 16384 allowed)"));
 
     /* Certificates that parse but name no gateway: no CN, or a CN with a
      * NUL byte in it. */
