@@ -1,84 +1,145 @@
 #!/bin/sh
-# demo.sh - run clsm on one machine: start clsmd on the embedded SQLite store,
-# import the fictional town Musterstadt and print a summary of it.
+# demo.sh - run clsm on one machine: a test PKI, the fleet of Musterstadt's
+# 500 gateways with their devices (clsm-smgw-sim), its two gateway
+# administrators (clsm-gwa-sim), and clsmd on the embedded SQLite store.
+# Imports Musterstadt, prints a summary, then commands heat pumps of one
+# feeder through the whole path (GWA, wake-up, channel, device) and shows
+# each confirmation.
 #
 # Environment:
-#   DEMO_ONESHOT=1  exit (0) after the summary instead of serving until Ctrl-C
+#   DEMO_ONESHOT=1  exit after the scenario (0 only if every command was
+#                   confirmed) instead of serving until Ctrl-C
 #   DEMO_PORT=N     API port (default 8080; 0 picks a free one)
-#   BUILD_DIR=dir   where clsmd and clsmctl are (default build)
-#   DEMO_DIR=dir    store and log (default var/demo, emptied first)
+#   DEMO_UDP_PORT=N the fleet's wake-up port (default 9440)
+#   BUILD_DIR=dir   where the binaries are (default build)
+#   DEMO_DIR=dir    store, PKI and logs (default var/demo; the store is made anew)
+# The GWAs listen on 127.0.0.1:9441 and :9442, as data/musterstadt names them.
 set -eu
 cd "$(dirname "$0")/.."
 
 build=${BUILD_DIR:-build}
 dir=${DEMO_DIR:-var/demo}
 port=${DEMO_PORT:-8080}
+udp=${DEMO_UDP_PORT:-9440}
+town=data/musterstadt/musterstadt.json
 token=${DEMO_ADMIN_TOKEN:-demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
+pids=""
 
-for bin in clsmd clsmctl; do
+for bin in clsmd clsmctl clsm-pki clsm-gwa-sim clsm-smgw-sim; do
 	[ -x "$build/$bin" ] || { echo "demo: $build/$bin is missing; run 'make build'" >&2; exit 1; }
 done
 
-rm -rf "$dir"
-mkdir -p "$dir"
-
-# Start clsmd and wait for its "api listening" line; sets pid and url.
-start() {
-	"$build/clsmd" --set "api.listen=127.0.0.1:$1" --set "store.path=$dir/clsm.db" \
-		--set "auth.admin_token=$token" 2>"$dir/clsmd.log" &
-	pid=$!
-	url=""
-	i=0
-	while [ $i -lt 100 ]; do
-		addr=$(sed -n 's/.*msg="api listening" addr=\([^ ]*\).*/\1/p' "$dir/clsmd.log")
-		if [ -n "$addr" ]; then
-			url="http://$addr"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 stop() {
-	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	for p in $pids; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in $pids; do
+		wait "$p" 2>/dev/null || true
+	done
+	pids=""
 }
 trap 'stop; exit 130' INT TERM
 
-if ! start "$port"; then
+# Wait until 'file' has a line matching 'pattern'; print the first match of
+# 'extract' (a sed expression) from it.
+wait_for() { # file pattern extract pid
+	i=0
+	while [ $i -lt 200 ]; do
+		v=$(sed -n "/$2/{s/$3/\\1/p;q}" "$1" 2>/dev/null)
+		[ -n "$v" ] && { echo "$v"; return 0; }
+		kill -0 "$4" 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "demo: $(basename "$1" .log) did not start:" >&2
+	tail -20 "$1" >&2
+	return 1
+}
+
+rm -rf "$dir/clsm.db" "$dir/clsm.db-wal" "$dir/clsm.db-shm" "$dir"/*.log
+mkdir -p "$dir"
+
+echo "== test PKI for Musterstadt's gateways ($dir/pki)"
+grep -o '"id": "E[A-Z][A-Z][A-Z][0-9]\{10\}"' "$town" | cut -d'"' -f4 | sort -u >"$dir/gateways.ids"
+CLSM_PKI="$build/clsm-pki" scripts/mkpki.sh "$dir/pki" --gateways "$dir/gateways.ids" \
+	--gwa GWA-01 --gwa GWA-02
+
+"$build/clsm-smgw-sim" --pki "$dir/pki" --registry "$town" --udp "127.0.0.1:$udp" \
+	--telemetry 60 2>"$dir/smgw-sim.log" &
+pids="$pids $!"
+wait_for "$dir/smgw-sim.log" 'smgw-sim ready' '.*gateways=\([0-9]*\).*' $! >/dev/null || { stop; exit 1; }
+for g in 1 2; do
+	"$build/clsm-gwa-sim" --id "GWA-0$g" --pki "$dir/pki" --registry "$town" \
+		--listen "127.0.0.1:944$g" --wakeup "127.0.0.1:$udp" 2>"$dir/gwa-0$g.log" &
+	pids="$pids $!"
+	wait_for "$dir/gwa-0$g.log" 'gwa listening' '.*addr=\([^ ]*\).*' $! >/dev/null || { stop; exit 1; }
+done
+
+start_clsmd() {
+	"$build/clsmd" --set "api.listen=127.0.0.1:$1" --set "store.path=$dir/clsm.db" \
+		--set "auth.admin_token=$token" \
+		--set "tls.cert=$dir/pki/emt/clsmd.crt" --set "tls.key=$dir/pki/emt/clsmd.key" \
+		--set "tls.smgw_ca=$dir/pki/smgw-ca.crt" --set "tls.gwa_ca=$dir/pki/gwa-ca.crt" \
+		--set "channel.listen=127.0.0.1:0" 2>"$dir/clsmd.log" &
+	clsmd_pid=$!
+}
+start_clsmd "$port"
+if ! addr=$(wait_for "$dir/clsmd.log" 'api listening' '.*addr=\([^ ]*\).*' $clsmd_pid 2>/dev/null); then
 	if [ -z "${DEMO_PORT:-}" ] && grep -q 'cannot listen' "$dir/clsmd.log"; then
 		echo "demo: port $port is taken; using a free one" >&2
-		start 0 || true
+		start_clsmd 0
+		addr=$(wait_for "$dir/clsmd.log" 'api listening' '.*addr=\([^ ]*\).*' $clsmd_pid) ||
+			{ stop; exit 1; }
+	else
+		cat "$dir/clsmd.log" >&2
+		stop
+		exit 1
 	fi
 fi
-if [ -z "$url" ]; then
-	echo "demo: clsmd did not start:" >&2
-	cat "$dir/clsmd.log" >&2
-	stop
-	exit 1
-fi
-
+pids="$pids $clsmd_pid"
+url="http://$addr"
 ctl() { "$build/clsmctl" --url "$url" --token "$token" "$@"; }
 
-echo "== clsmd is up at $url (store $dir/clsm.db, log $dir/clsmd.log)"
-echo "== importing Musterstadt (data/musterstadt/musterstadt.json)"
-ctl import data/musterstadt/musterstadt.json
+echo "== clsmd is up at $url (logs in $dir)"
+echo "== importing Musterstadt ($town)"
+ctl import "$town"
 echo
 echo "== installations per segment and kind"
 ctl summary
 echo
 
+feeder=UW-MUS.T1.F1
+echo "== limiting five §14a heat pumps of $feeder to 4.2 kW for an hour"
+echo "   (no channel is open: clsmd asks the GWA, the GWA wakes each gateway,"
+echo "    the gateway dials clsmd, the Steuerbox applies the limit and reports back)"
+devices=$(ctl get installations segment=$feeder kind=heat_pump sec14a=true 2>/dev/null |
+	awk 'NR > 1 { print $2 }' | head -5)
+ok=0
+n=0
+for dev in $devices; do
+	n=$((n + 1))
+	echo
+	if ctl command "$dev" \
+		'{"type":"limit","direction":"consumption","value_w":4200,"active":true,"duration_s":3600}' \
+		--wait; then
+		ok=$((ok + 1))
+	fi
+done
+echo
+echo "== $ok of $n commands confirmed by their devices"
+
 if [ "${DEMO_ONESHOT:-0}" = 1 ]; then
 	stop
+	[ "$ok" -eq "$n" ] && [ "$n" -gt 0 ] || { echo "demo: not every command was confirmed" >&2; exit 1; }
 	echo "== demo finished"
 	exit 0
 fi
 
-echo "== clsmd keeps serving; try:"
+echo
+echo "== everything keeps running; try:"
 echo "   $build/clsmctl --url $url --token $token get installations segment=UW-MUS.T1"
+echo "   $build/clsmctl --url $url --token $token command SB-00002 '{\"type\":\"switch\",\"level\":\"dim\"}' --wait"
 echo "   $build/clsmctl --url $url --token $token set-light UW-MUS.T1.F1 yellow --reason 'feeder at 90 %'"
-echo "   curl -H 'Authorization: Bearer $token' $url/v1/segments"
 echo "== Ctrl-C stops it"
-wait "$pid"
+wait $clsmd_pid
+stop

@@ -15,33 +15,15 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
+#include "ctl.h"
 #include "ctl_table.h"
 #include "registry/csvimport.h"
 #include "registry/registry.h"
 
-#define EXIT_ANSWER      1
-#define EXIT_USAGE       2
-#define EXIT_UNREACHABLE 3
-#define MAX_RESPONSE     (512u << 20)
-#define MAX_INPUT_FILE   (256L << 20)
+#define MAX_RESPONSE   (512u << 20)
+#define MAX_INPUT_FILE (256L << 20)
 
-struct ctl {
-    const char *url;
-    const char *token;
-    int json;
-    CURL *curl;
-};
-
-struct resp {
-    long status;
-    char *body;
-    size_t len, cap;
-    int too_big;
-};
-
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die_usage(const char *fmt, ...)
+void die_usage(const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "clsmctl: ");
@@ -78,15 +60,15 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
-static void resp_free(struct resp *r)
+void resp_free(struct resp *r)
 {
     free(r->body);
     memset(r, 0, sizeof *r);
 }
 
 /* One request; returns 0 when an answer arrived (of any status). */
-static int http(struct ctl *c, const char *method, const char *path, const char *body, size_t len,
-                struct resp *r)
+int http(struct ctl *c, const char *method, const char *path, const char *body, size_t len,
+         struct resp *r)
 {
     struct curl_slist *h = NULL;
     char url[2048], auth[400];
@@ -126,7 +108,7 @@ static int http(struct ctl *c, const char *method, const char *path, const char 
 }
 
 /* Print an error answer; 'lines' maps import entity indexes to file lines. */
-static int report_error(const struct resp *r, const char *file, const size_t *lines, size_t nlines)
+int report_error(const struct resp *r, const char *file, const size_t *lines, size_t nlines)
 {
     json_t *p = r->body ? json_loads(r->body, 0, NULL) : NULL;
     const char *detail = json_string_value(json_object_get(p, "detail"));
@@ -152,7 +134,7 @@ static int report_error(const struct resp *r, const char *file, const size_t *li
 }
 
 /* GET 'path' and parse the answer; returns 0 or an exit status. */
-static int get_json(struct ctl *c, const char *path, json_t **out)
+int get_json(struct ctl *c, const char *path, json_t **out)
 {
     struct resp r;
     *out = NULL;
@@ -172,7 +154,7 @@ static int get_json(struct ctl *c, const char *path, json_t **out)
     return 0;
 }
 
-static void escape(struct ctl *c, const char *s, char *out, size_t len)
+void escape(struct ctl *c, const char *s, char *out, size_t len)
 {
     char *e = curl_easy_escape(c->curl, s, 0);
     snprintf(out, len, "%s", e ? e : "");
@@ -204,7 +186,7 @@ static int get_all(struct ctl *c, const char *plural, const char *filters, json_
     }
 }
 
-static void print_json(const json_t *j)
+void print_json(const json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2));
     if (s)
@@ -212,7 +194,7 @@ static void print_json(const json_t *j)
     free(s);
 }
 
-static const struct reg_kind *kind_arg(const char *s)
+const struct reg_kind *kind_arg(const char *s)
 {
     for (size_t i = 0; i < REG_NKINDS; i++)
         if (strcmp(reg_kinds[i].plural, s) == 0 || strcmp(reg_kinds[i].name, s) == 0)
@@ -632,6 +614,56 @@ static int cmd_token(struct ctl *c, int argc, char **argv)
     return rc;
 }
 
+/* Change fields of one entity: FIELD=VALUE, typed by the registry (an
+ * empty value clears an optional field). */
+static int cmd_patch(struct ctl *c, int argc, char **argv)
+{
+    char path[512], eid[300], msg[160];
+    struct resp r;
+    int rc;
+
+    if (argc < 3)
+        die_usage("patch needs KIND ID FIELD=VALUE...");
+    const struct reg_kind *k = kind_arg(argv[0]);
+    json_t *body = json_object();
+    for (int i = 2; i < argc; i++) {
+        char name[128];
+        const char *eq = strchr(argv[i], '=');
+        if (eq == NULL || (size_t)(eq - argv[i]) >= sizeof name)
+            die_usage("patch: expected FIELD=VALUE, got \"%s\"", argv[i]);
+        snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
+        const struct reg_field *f = reg_field(k, name);
+        if (f == NULL)
+            die_usage("patch: %s has no field \"%s\"", k->name, name);
+        json_t *v = reg_value_from_text(f, eq + 1, msg, sizeof msg);
+        if (v == NULL)
+            die_usage("patch: %s", msg);
+        json_object_set_new(body, name, v);
+    }
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    escape(c, argv[1], eid, sizeof eid);
+    snprintf(path, sizeof path, "/v1/%s/%s", k->plural, eid);
+    if (s == NULL || http(c, "PATCH", path, s, strlen(s), &r) != 0) {
+        free(s);
+        return EXIT_UNREACHABLE;
+    }
+    free(s);
+    if (r.status != 200) {
+        rc = report_error(&r, NULL, NULL, 0);
+    } else {
+        json_t *o = json_loads(r.body, 0, NULL);
+        if (c->json)
+            print_json(o);
+        else
+            printf("%s %s updated\n", k->name, argv[1]);
+        json_decref(o);
+        rc = 0;
+    }
+    resp_free(&r);
+    return rc;
+}
+
 static int cmd_me(struct ctl *c, int argc, char **argv)
 {
     json_t *me;
@@ -669,6 +701,10 @@ static const struct command commands[] = {
     {"token", "create PARTY [--label TEXT]", "create an API token (the secret is shown once)",
      cmd_token},
     {"me", "", "show whom the token belongs to", cmd_me},
+    {"patch", "KIND ID FIELD=VALUE...", "change fields of one entity", cmd_patch},
+    {"command", "DEVICE CONTROL_JSON [--deadline RFC3339] [--wait]",
+     "send a control to a device (admin); --wait follows it until confirmed or failed",
+     cmd_command},
 };
 
 static void usage(FILE *out)
