@@ -15,6 +15,8 @@
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "channel/channel.h"
+#include "dispatch/dispatch.h"
 
 static void h_healthz(struct api_call *c);
 static void h_readyz(struct api_call *c);
@@ -460,6 +462,46 @@ static void h_readyz(struct api_call *c)
                         store_schema_version(c->api->store)));
 }
 
+/* Channels and commands, when the runtime is attached. */
+static void render_runtime(const struct api *api, struct evbuffer *b)
+{
+    if (api->channels) {
+        int counts[CH_CLOSED + 1];
+        channel_mgr_counts(api->channels, counts);
+        evbuffer_add_printf(b, "# HELP clsm_channels CLS channels by state.\n"
+                               "# TYPE clsm_channels gauge\n");
+        for (enum channel_state s = CH_HANDSHAKE; s < CH_CLOSED; s++)
+            evbuffer_add_printf(b, "clsm_channels{state=\"%s\"} %d\n", channel_state_name(s),
+                                counts[s]);
+        json_t *refused = channel_mgr_refusals(api->channels);
+        const char *reason;
+        json_t *v;
+        evbuffer_add_printf(b, "# HELP clsm_channel_refusals_total Channels refused, by reason.\n"
+                               "# TYPE clsm_channel_refusals_total counter\n");
+        json_object_foreach(refused, reason, v)
+        {
+            evbuffer_add_printf(b, "clsm_channel_refusals_total{reason=\"%s\"} %lld\n", reason,
+                                (long long)json_integer_value(v));
+        }
+        json_decref(refused);
+    }
+    if (api->dispatch) {
+        struct dispatch_stats st;
+        dispatch_stats(api->dispatch, &st);
+        evbuffer_add_printf(b, "# HELP clsm_commands Unfinished commands by state.\n"
+                               "# TYPE clsm_commands gauge\n");
+        for (int s = 0; s < DISPATCH_NSTATES; s++)
+            evbuffer_add_printf(b, "clsm_commands{state=\"%s\"} %d\n", dispatch_state_name(s),
+                                st.live[s]);
+        evbuffer_add_printf(b, "# HELP clsm_command_transitions_total Commands that entered "
+                               "each state since start (confirmed and failed: finished).\n"
+                               "# TYPE clsm_command_transitions_total counter\n");
+        for (int s = 0; s < DISPATCH_NSTATES; s++)
+            evbuffer_add_printf(b, "clsm_command_transitions_total{state=\"%s\"} %llu\n",
+                                dispatch_state_name(s), (unsigned long long)st.entered[s]);
+    }
+}
+
 static void h_metrics(struct api_call *c)
 {
     struct evbuffer *b = evbuffer_new();
@@ -477,6 +519,7 @@ static void h_metrics(struct api_call *c)
                         CLSM_VERSION, http_server_connections(c->api->http),
                         store_schema_version(c->api->store));
     metrics_render(c->api->metrics, b);
+    render_runtime(c->api, b);
     size_t n = evbuffer_get_length(b);
     http_reply(c->req, 200, "text/plain; version=0.0.4", evbuffer_pullup(b, -1), n);
     evbuffer_free(b);

@@ -78,7 +78,10 @@ struct dispatch {
     struct cmd **cmds;
     size_t ncmd_buckets, ncmds;
     int counts[C_NSTATES];
+    uint64_t entered[C_NSTATES];
 };
+
+_Static_assert(C_NSTATES == DISPATCH_NSTATES, "dispatch.h must know every command state");
 
 static size_t hash_str(const char *s)
 {
@@ -341,6 +344,7 @@ static void cmd_set_state(struct dispatch *d, struct cmd *c, enum cmd_state to, 
     }
     d->counts[c->state]--;
     d->counts[to]++;
+    d->entered[to]++;
     c->state = to;
     c->updated_ms = c->steps[to] = time_now_ms();
     if (error)
@@ -528,6 +532,7 @@ static struct cmd *cmd_new(struct dispatch *d, struct dev *v, const char *id, co
     c->deadline_ms = deadline_ms;
     c->state = C_PENDING;
     d->counts[C_PENDING]++;
+    d->entered[C_PENDING]++;
     cmd_index(d, c);
     if (v->tail)
         v->tail->next = c;
@@ -786,9 +791,15 @@ int dispatch_resume(struct dispatch *d)
     return 0;
 }
 
-void dispatch_counts(const struct dispatch *d, int counts[7])
+const char *dispatch_state_name(int state)
 {
-    memcpy(counts, d->counts, sizeof d->counts);
+    return state >= 0 && state < C_NSTATES ? cmd_state_names[state] : "unknown";
+}
+
+void dispatch_stats(const struct dispatch *d, struct dispatch_stats *out)
+{
+    memcpy(out->live, d->counts, sizeof d->counts);
+    memcpy(out->entered, d->entered, sizeof d->entered);
 }
 
 void dispatch_free(struct dispatch *d)

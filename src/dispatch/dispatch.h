@@ -74,8 +74,16 @@ int dispatch_command(struct dispatch *d, const char *id, json_t **out);
 /* Pick up the commands that were not finished when clsmd last stopped. */
 int dispatch_resume(struct dispatch *d);
 
-/* Commands in memory by state, for metrics. */
-void dispatch_counts(const struct dispatch *d, int counts[7]);
+/* For metrics: commands in memory (not yet finished) by state, and how
+ * many entered each state since start (confirmed and failed are the
+ * finished ones). States are indexed in the order of the diagram above. */
+#define DISPATCH_NSTATES 7
+struct dispatch_stats {
+    int live[DISPATCH_NSTATES];
+    uint64_t entered[DISPATCH_NSTATES];
+};
+const char *dispatch_state_name(int state);
+void dispatch_stats(const struct dispatch *d, struct dispatch_stats *out);
 
 /* Write what is pending and free everything. */
 void dispatch_free(struct dispatch *d);

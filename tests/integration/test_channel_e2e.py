@@ -44,6 +44,17 @@ def smgw(system, i):
     return system.doc["smgws"][i]["id"]
 
 
+def metric(sys, name):
+    """The value of one sample on clsmd's /metrics."""
+    r = sys.clsmd.request("GET", "/metrics")
+    if r.status != 200:
+        raise AssertionError("/metrics: %r" % r)
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("%s missing from /metrics" % name)
+
+
 class SystemTest(unittest.TestCase):
     """One system per test class."""
     gwa_args = ()
@@ -108,6 +119,17 @@ class CommandPathTest(SystemTest):
         self.assertNotIn("channel_requested", c2["steps"], "an open channel was asked for again")
         self.assertEqual(self.sys.gwa_stats()["channel_requests"]["accepted"], before)
         self.assertEqual(self.sys.sim_device(dev)["state"]["level"], "dim")
+
+    def test_metrics_count_commands_and_channels(self):
+        confirmed = 'clsm_command_transitions_total{state="confirmed"}'
+        before = metric(self.sys, confirmed)
+        dev = device(self.sys, 4)
+        c = self.sys.wait_command(self.submit(dev, {"type": "switch", "level": "dim"}))
+        self.assertEqual(c["state"], "confirmed", c)
+        self.assertEqual(metric(self.sys, confirmed), before + 1)
+        self.assertEqual(metric(self.sys, 'clsm_commands{state="sent"}'), 0)
+        opened = self.sys.clsmd.request("GET", "/v1/channels?state=open&limit=1000").json()
+        self.assertEqual(metric(self.sys, 'clsm_channels{state="open"}'), len(opened["items"]))
 
     def test_commands_queue_per_device(self):
         i = consumer(self.sys, 3)
@@ -308,6 +330,8 @@ class CertificateTest(SystemTest):
         self.dial(out + ".crt", out + ".key")
         time.sleep(0.3)
         self.assertEqual(self.refused()["unknown_gateway"], before + 1)
+        self.assertEqual(metric(self.sys, 'clsm_channel_refusals_total{reason="unknown_gateway"}'),
+                         before + 1)
         self.assertIn('smgw=EZZZ0000000001 device="" reason="gateway not in the registry"',
                       self.sys.clsmd.log())
 

@@ -1,0 +1,149 @@
+#!/bin/sh
+# channel_handshakes.sh - how many CLS channels clsmd opens per second.
+#
+# A synthetic fleet of gateways (scripts/fleet.py, certificates from
+# clsm-pki on brainpoolP256r1) dials clsmd's channel listener with
+# bench/chanload: mutual-TLS handshake with a fresh gateway certificate
+# each time (no session resumption), MQTT CONNECT as the gateway's device,
+# SUBSCRIBE, SUBACK (clsmd checks the device against the registry and audits
+# the open), close. CONC exchanges run at once.
+#
+# Reference on the same machine, same client, same certificates and TLS
+# parameters: nginx (one worker) with ssl_verify_client on, answering
+# GET / with a few bytes. Besides the rates the script prints the server's
+# CPU time per handshake, and the bound the elliptic-curve operations put on
+# a handshake (from `openssl speed`), so that the figures can be compared on
+# other machines.
+#
+# Usage: bench/channel_handshakes.sh [SECONDS] [CONC] [CURVE]
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-10}
+conc=${2:-16}
+curve=${3:-brainpoolP256r1}
+rounds=${ROUNDS:-3}
+gateways=${GATEWAYS:-2000}
+build=${BUILD_DIR:-$here/build}
+work=$(mktemp -d)
+token=bench-admin-token-0123456789
+clsmd_pid=""
+nginx_pid=""
+trap 'kill $clsmd_pid $nginx_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+python3 "$here/scripts/fleet.py" --gateways "$gateways" --prefix XHS --out "$work/fleet.json" \
+	--ids "$work/ids"
+CLSM_PKI="$build/clsm-pki" "$here/scripts/mkpki.sh" "$work/pki" --curve "$curve" \
+	--gateways "$work/ids" >/dev/null
+pki=$work/pki
+
+api=$(free_port)
+chan=$(free_port)
+"$build/clsmd" --set "api.listen=127.0.0.1:$api" --set "store.path=$work/clsm.db" \
+	--set "auth.admin_token=$token" --set log.level=error \
+	--set "tls.cert=$pki/emt/clsmd.crt" --set "tls.key=$pki/emt/clsmd.key" \
+	--set "tls.smgw_ca=$pki/smgw-ca.crt" --set "tls.gwa_ca=$pki/gwa-ca.crt" \
+	--set "channel.listen=127.0.0.1:$chan" 2>"$work/clsmd.log" &
+clsmd_pid=$!
+for _ in $(seq 100); do
+	curl -sf "http://127.0.0.1:$api/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+"$build/clsmctl" --url "http://127.0.0.1:$api" --token "$token" import "$work/fleet.json" >/dev/null
+
+have_nginx=0
+if command -v nginx >/dev/null 2>&1; then
+	nport=$(free_port)
+	chmod 755 "$work"
+	cat >"$work/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$nport ssl;
+    ssl_certificate $pki/emt/clsmd.crt;
+    ssl_certificate_key $pki/emt/clsmd.key;
+    ssl_client_certificate $pki/root.crt;
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    ssl_protocols TLSv1.2;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;
+    ssl_ecdh_curve $curve;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    location / { return 200 "ok\n"; }
+  }
+}
+NGX
+	nginx -c "$work/nginx.conf" 2>"$work/nginx-stderr.log" &
+	nginx_pid=$!
+	sleep 0.5
+	nginx_worker=$(pgrep -P "$nginx_pid" | head -1)
+	[ -n "$nginx_worker" ] || { cat "$work/nginx-stderr.log" "$work/nginx-error.log" >&2; exit 1; }
+	have_nginx=1
+else
+	echo "nginx not installed: no reference run (scripts/install-deps.sh bench installs it)"
+fi
+
+# One run: prints "per_s server_cpu_ms_per_handshake tls".
+run_once() { # pid port [--http]
+	t0=$(cpu_ticks "$1")
+	out=$("$build/chanload" open "127.0.0.1:$2" "$pki" -c "$conc" -t "$secs" ${3:-})
+	t1=$(cpu_ticks "$1")
+	echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '{
+		for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		if (v["failed"] + 0 > 0) printf "chanload: %d exchanges failed\n", v["failed"] > "/dev/stderr"
+		printf "%s %.3f\n", v["per_s"], (v["done"] > 0 ? t * 1000 / hz / v["done"] : 0) }'
+}
+
+median_line() { # name file
+	sort -n -k1 "$2" | awk -v n="$1" '{l[NR]=$0} END {split(l[int((NR+1)/2)], f, " ");
+		printf "%-36s %8s per s   server CPU %6s ms per handshake   (median of %d)\n", n, f[1], f[2], NR}'
+}
+median() { sort -n -k1 "$1" | awk '{l[NR]=$1} END {print l[int((NR+1)/2)]}'; }
+
+echo "channel opens: chanload -c $conc, ${secs}s x $rounds rounds, $gateways gateways, $curve," \
+	"$(nproc) cores shared by client and server"
+for _ in $(seq "$rounds"); do
+	run_once "$clsmd_pid" "$chan" >>"$work/clsmd"
+	[ $have_nginx = 1 ] && run_once "$nginx_worker" "$nport" --http >>"$work/nginx"
+done
+"$build/chanload" open "127.0.0.1:$chan" "$pki" -c 1 -t 1 | sed -n 's/.*tls="\(.*\)"/negotiated: \1/p'
+median_line "clsmd: TLS + CONNECT/SUBSCRIBE" "$work/clsmd"
+[ $have_nginx = 1 ] && median_line "nginx mTLS + GET (reference)" "$work/nginx"
+
+# The bound: per handshake the server does one ECDH key generation and one
+# derivation, one signature (ServerKeyExchange) and verifies the client's
+# certificate and its CertificateVerify (clsmd verifies the certificate a
+# second time to pin the issuing sub-CA); the client does the same on its
+# side. Key generation is counted as one more ECDH operation.
+case $curve in
+brainpoolP256r1) sp=brp256r1 name=brainpoolP256r1 ;;
+brainpoolP384r1) sp=brp384r1 name=brainpoolP384r1 ;;
+prime256v1) sp=p256 name=nistp256 ;;
+secp384r1) sp=p384 name=nistp384 ;;
+*) sp="" ;;
+esac
+spd=""
+[ -n "$sp" ] && spd=$(openssl speed -seconds 2 "ecdh$sp" "ecdsa$sp" 2>/dev/null | awk -v n="($name)" '
+	$4 == n && $3 == "ecdsa" { sign = $(NF-1); verify = $NF }
+	$4 == n && $3 == "ecdh" { ecdh = $NF }
+	END { if (ecdh && sign && verify) print ecdh, sign, verify }')
+set -- $spd
+if [ $# -eq 3 ]; then
+	awk -v e="$1" -v s="$2" -v v="$3" -v n="$(nproc)" -v c="$(median "$work/clsmd")" \
+		-v g="${nginx_worker:+$(median "$work/nginx")}" 'BEGIN {
+		server = 2 / e + 1 / s + 3 / v; client = 2 / e + 1 / s + 2 / v
+		printf "openssl speed: ecdh %d/s, sign %d/s, verify %d/s per core\n", e, s, v
+		printf "crypto bound: %.2f ms server + %.2f ms client per handshake -> %.0f per s on %d cores\n",
+			server * 1000, client * 1000, n / (server + client), n
+		printf "clsmd at %.0f%% of the bound", 100 * c / (n / (server + client))
+		if (g != "") printf ", %.2f x nginx", c / g
+		printf "\n" }'
+fi
