@@ -8,9 +8,10 @@
  *       CONNECT as the gateway's device "SB-<gateway>", SUBSCRIBE, SUBACK),
  *       or with --http GET / (for nginx), or with --tls-only nothing; close;
  *       repeat with CONC at a time. Prints completed exchanges per second.
- *   chanload idle HOST:PORT PKI -n N [-t SECONDS]
+ *   chanload idle HOST:PORT PKI -n N [-t SECONDS] [--tls-only]
  *       open N channels as above and hold them, answering what the server
  *       sends, until SECONDS pass or SIGTERM. Prints when all are open.
+ *       With --tls-only the connections stay bare TLS (for nginx).
  *   chanload devices HOST:PORT PKI -n N --api HOST:PORT --token T -m M [-w W]
  *       open N channels as devices (the Steuerbox model answers every
  *       control), then submit M commands through clsmd's API, W in flight,
@@ -262,8 +263,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             snprintf(l->version, sizeof l->version, "%s %s", SSL_get_version(ssl),
                      SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
         }
-        if (c->l->sub == S_TLS) {
+        if (l->sub == S_TLS && l->mode == M_OPEN) {
             conn_done(c, 1);
+            return;
+        }
+        if (l->sub == S_TLS) { /* hold the bare TLS connection (reference servers) */
+            c->ready = 1;
+            l->ready_now++;
+            pump(l);
             return;
         }
         send_open(c);
@@ -560,7 +567,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: chanload open HOST:PORT PKI [-c CONC] [-t SECONDS] [--http | --tls-only]\n"
-            "       chanload idle HOST:PORT PKI -n N [-c CONC] [-t SECONDS]\n"
+            "       chanload idle HOST:PORT PKI -n N [-c CONC] [-t SECONDS] [--tls-only]\n"
             "       chanload devices HOST:PORT PKI -n N --api HOST:PORT --token T -m M "
             "[-w W] [-c CONC]\n");
     exit(2);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 
@@ -227,6 +228,26 @@ static int start_channels(struct clsmd *d)
     return 0;
 }
 
+/* One descriptor per channel and API connection, plus the store, the
+ * listeners and the GWA connections. Raise the soft limit up to the hard
+ * one and say so when even that is short: accepting would fail (and pause)
+ * before the configured limits are reached. */
+static void fd_budget(const struct clsmd *d)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)(d->cfg.channel_max_channels + d->cfg.api_max_connections + 256);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rlim_t had = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = had;
+    if (rl.rlim_cur < want)
+        LOG(LOG_WARN, "the descriptor limit is below channel.max_channels + api.max_connections",
+            LOG_I("limit", (long long)rl.rlim_cur), LOG_I("wanted", (long long)want),
+            LOG_S("hint", "raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower the options"));
+}
+
 static int start(struct clsmd *d)
 {
     struct store_options so = {d->cfg.store_synchronous == 1, (int)d->cfg.store_busy_timeout_ms};
@@ -249,6 +270,8 @@ static int start(struct clsmd *d)
     d->api = d->dispatch ? api_new(d->base, d->store, &d->cfg) : NULL;
     if (d->api == NULL)
         return -1;
+    if (d->cfg.tls_cert[0])
+        fd_budget(d);
     if (start_channels(d) != 0)
         return -1;
     api_set_runtime(d->api, d->dispatch, d->channels);

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "channel/channel.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "channel/channel.h"
 #include "dispatch/dispatch.h"
 
 static void h_healthz(struct api_call *c);
