@@ -210,6 +210,42 @@ static json_t *cmd_row(const struct cmd *c)
     return o;
 }
 
+/* Write the command: the whole row the first time, then what changes. */
+static int cmd_put(struct dispatch *d, const struct cmd *c)
+{
+    char steps[C_NSTATES * 40 + 8];
+    size_t n = 0;
+    steps[n++] = '{';
+    for (int i = 0; i < C_NSTATES; i++)
+        if (c->steps[i])
+            n += (size_t)snprintf(steps + n, sizeof steps - n, "%s\"%s\":%lld", n > 1 ? "," : "",
+                                  cmd_state_names[i], (long long)c->steps[i]);
+    snprintf(steps + n, sizeof steps - n, "}");
+    struct store_command row = {
+        .id = c->id,
+        .device = c->dev->id,
+        .state = cmd_state_names[c->state],
+        .requested_by = c->by,
+        .error = c->error[0] ? c->error : NULL,
+        .steps = steps,
+        .created_at = c->created_ms,
+        .deadline = c->deadline_ms,
+        .updated_at = c->updated_ms,
+        .attempts = c->attempts,
+        .is_new = !c->stored,
+    };
+    char *control = NULL;
+    if (row.is_new) {
+        control = json_dumps(c->control, JSON_COMPACT | JSON_SORT_KEYS);
+        if (control == NULL)
+            return -ENOMEM;
+        row.control = control;
+    }
+    int rc = store_command_put(d->store, &row);
+    free(control);
+    return rc;
+}
+
 /* A stored row in API form: times as RFC 3339. */
 static json_t *api_form(const json_t *row)
 {
@@ -256,11 +292,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         return;
     if (store_begin(d->store) != 0)
         rc = -EIO;
-    for (c = list; c && rc == 0; c = c->dirty_next) {
-        json_t *row = cmd_row(c);
-        rc = store_command_put(d->store, row);
-        json_decref(row);
-    }
+    for (c = list; c && rc == 0; c = c->dirty_next)
+        rc = cmd_put(d, c);
     if (rc == 0 && store_commit(d->store) != 0)
         rc = -EIO;
     if (rc != 0) {

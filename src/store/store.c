@@ -128,7 +128,7 @@ int store_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char
     return s->ops->event_insert(s, seq, time_ms, kind, subject, actor, payload, prev, hash);
 }
 
-int store_command_put(struct store *s, const json_t *cmd)
+int store_command_put(struct store *s, const struct store_command *cmd)
 {
     return s->ops->command_put(s, cmd);
 }

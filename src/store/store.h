@@ -125,13 +125,26 @@ int store_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char
                        const uint8_t prev[32], const uint8_t hash[32]);
 
 /*
- * Commands on devices (dispatch.h), as JSON objects with the members id,
- * device, control (object), state, requested_by, created_at, deadline,
- * updated_at (milliseconds), attempts, error (string or null) and steps
- * (object: state name -> milliseconds). put inserts or replaces by id.
- * store_command_active() lists those not yet confirmed or failed.
+ * Commands on devices (dispatch.h). store_command_put() writes one from its
+ * fields: the first time ('is_new') the whole row, afterwards only what
+ * changes (state, updated_at, attempts, error, steps); -ENOENT when an
+ * update finds no row. 'control' and 'steps' are JSON text (an object;
+ * steps maps state names to milliseconds); times are milliseconds.
+ *
+ * store_command_get() and store_command_active() read rows back as JSON
+ * objects with the members id, device, control (object), state,
+ * requested_by, created_at, deadline, updated_at, attempts, error (string
+ * or null) and steps (object); active ones are not confirmed or failed.
  */
-int store_command_put(struct store *s, const json_t *cmd);
+struct store_command {
+    const char *id, *device, *control, *state, *requested_by;
+    const char *error; /* NULL: none */
+    const char *steps;
+    int64_t created_at, deadline, updated_at;
+    int attempts;
+    int is_new;
+};
+int store_command_put(struct store *s, const struct store_command *cmd);
 int store_command_get(struct store *s, const char *id, json_t **out);
 int store_command_active(struct store *s, json_t **items);
 

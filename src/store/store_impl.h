@@ -39,7 +39,7 @@ struct store_ops {
     int (*event_insert)(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
                         const char *subject, const char *actor, const char *payload,
                         const uint8_t prev[32], const uint8_t hash[32]);
-    int (*command_put)(struct store *s, const json_t *cmd);
+    int (*command_put)(struct store *s, const struct store_command *cmd);
     int (*command_get)(struct store *s, const char *id, json_t **out);
     int (*command_active)(struct store *s, json_t **items);
 };

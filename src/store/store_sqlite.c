@@ -637,43 +637,39 @@ static int sq_event_insert(struct store *s, int64_t seq, int64_t time_ms, const 
 
 /* --- commands ------------------------------------------------------------------ */
 
-static int sq_command_put(struct store *s, const json_t *cmd)
+static int sq_command_put(struct store *s, const struct store_command *c)
 {
     struct sq *q = SQ(s);
-    sqlite3_stmt *st = prep(q, "INSERT INTO commands (id, device, control, state, requested_by,"
-                               " created_at, deadline, updated_at, attempts, error, steps)"
-                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                               " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
-                               " updated_at = excluded.updated_at, attempts = excluded.attempts,"
-                               " error = excluded.error, steps = excluded.steps");
-    char *control, *steps;
-    int rc;
-    if (st == NULL)
-        return -EIO;
-    control = json_dumps(json_object_get(cmd, "control"), JSON_COMPACT | JSON_SORT_KEYS);
-    steps = json_dumps(json_object_get(cmd, "steps"), JSON_COMPACT);
-    if (control == NULL || steps == NULL) {
-        free(control);
-        free(steps);
-        return -EINVAL;
+    sqlite3_stmt *st;
+    if (c->is_new) {
+        st = prep(q, "INSERT INTO commands (id, device, control, state, requested_by, created_at,"
+                     " deadline, updated_at, attempts, error, steps)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        if (st == NULL)
+            return -EIO;
+        sqlite3_bind_text(st, 2, c->device, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->control, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, c->requested_by, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, c->created_at);
+        sqlite3_bind_int64(st, 7, c->deadline);
+    } else {
+        st = prep(q, "UPDATE commands SET state = ?4, updated_at = ?8, attempts = ?9,"
+                     " error = ?10, steps = ?11 WHERE id = ?1");
+        if (st == NULL)
+            return -EIO;
     }
-    static const char *const text[] = {"id", "device", NULL, "state", "requested_by"};
-    for (int i = 0; i < 5; i++)
-        if (text[i])
-            sqlite3_bind_text(st, i + 1, json_string_value(json_object_get(cmd, text[i])), -1,
-                              SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, control, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, json_integer_value(json_object_get(cmd, "created_at")));
-    sqlite3_bind_int64(st, 7, json_integer_value(json_object_get(cmd, "deadline")));
-    sqlite3_bind_int64(st, 8, json_integer_value(json_object_get(cmd, "updated_at")));
-    sqlite3_bind_int64(st, 9, json_integer_value(json_object_get(cmd, "attempts")));
-    const char *err = json_string_value(json_object_get(cmd, "error"));
-    if (err)
-        sqlite3_bind_text(st, 10, err, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 11, steps, -1, SQLITE_STATIC);
-    rc = step_done(q, st);
-    free(control);
-    free(steps);
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, c->updated_at);
+    sqlite3_bind_int(st, 9, c->attempts);
+    if (c->error)
+        sqlite3_bind_text(st, 10, c->error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 10);
+    sqlite3_bind_text(st, 11, c->steps, -1, SQLITE_STATIC);
+    int rc = step_done(q, st);
+    if (rc == 0 && !c->is_new && sqlite3_changes(q->db) == 0)
+        return -ENOENT;
     return rc;
 }
 
