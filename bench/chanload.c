@@ -260,8 +260,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         struct load *l = c->l;
         if (l->version[0] == 0) {
             SSL *ssl = bufferevent_openssl_get_ssl(bev);
-            snprintf(l->version, sizeof l->version, "%s %s", SSL_get_version(ssl),
-                     SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+            int group = (int)SSL_get_negotiated_group(ssl);
+            snprintf(l->version, sizeof l->version, "%s %s %s", SSL_get_version(ssl),
+                     SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)),
+                     group ? OBJ_nid2sn(group) : "?");
         }
         if (l->sub == S_TLS && l->mode == M_OPEN) {
             conn_done(c, 1);

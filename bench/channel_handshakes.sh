@@ -10,7 +10,9 @@
 #
 # Reference on the same machine, same client, same certificates and TLS
 # parameters: nginx (one worker) with ssl_verify_client on, answering
-# GET / with a few bytes. Besides the rates the script prints the server's
+# GET / with a few bytes. Both servers issue session tickets and keep
+# OpenSSL's session cache, as clsmd does so that gateways can resume; the
+# load generator never resumes, so every handshake is a full one. Besides the rates the script prints the server's
 # CPU time per handshake, and the bound the elliptic-curve operations put on
 # a handshake (from `openssl speed`), so that the figures can be compared on
 # other machines.
@@ -57,6 +59,15 @@ have_nginx=0
 if command -v nginx >/dev/null 2>&1; then
 	nport=$(free_port)
 	chmod 755 "$work"
+	# clsmd's TLS profile (its defaults), so that both negotiate alike.
+	tls_opt() { "$build/clsmd" --check-config | awk -F' = ' -v k="$1" '
+		/^\[/ { t = ($0 == "[tls]") } t && $1 == k { print $2 }'; }
+	tls_curves=$(tls_opt curves)
+	tls_ciphers=$(tls_opt ciphers)
+	# OpenSSL 3.0 signs TLS 1.3 handshakes with NIST keys only; clsmd then
+	# settles on TLS 1.2, nginx would fail the handshake instead.
+	tls_protocols="TLSv1.2 TLSv1.3"
+	case $curve in brainpool*) tls_protocols=TLSv1.2 ;; esac
 	cat >"$work/nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -72,11 +83,11 @@ http {
     ssl_client_certificate $pki/root.crt;
     ssl_verify_client on;
     ssl_verify_depth 2;
-    ssl_protocols TLSv1.2;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;
-    ssl_ecdh_curve $curve;
-    ssl_session_cache off;
-    ssl_session_tickets off;
+    ssl_protocols $tls_protocols;
+    ssl_ciphers $tls_ciphers;
+    ssl_ecdh_curve $tls_curves;
+    ssl_session_cache builtin:20480;
+    ssl_session_tickets on;
     location / { return 200 "ok\n"; }
   }
 }
@@ -114,7 +125,9 @@ for _ in $(seq "$rounds"); do
 	run_once "$clsmd_pid" "$chan" >>"$work/clsmd"
 	[ $have_nginx = 1 ] && run_once "$nginx_worker" "$nport" --http >>"$work/nginx"
 done
-"$build/chanload" open "127.0.0.1:$chan" "$pki" -c 1 -t 1 | sed -n 's/.*tls="\(.*\)"/negotiated: \1/p'
+"$build/chanload" open "127.0.0.1:$chan" "$pki" -c 1 -t 1 | sed -n 's/.*tls="\(.*\)"/negotiated with clsmd: \1/p'
+[ $have_nginx = 1 ] && "$build/chanload" open "127.0.0.1:$nport" "$pki" -c 1 -t 1 --http |
+	sed -n 's/.*tls="\(.*\)"/negotiated with nginx: \1/p'
 median_line "clsmd: TLS + CONNECT/SUBSCRIBE" "$work/clsmd"
 [ $have_nginx = 1 ] && median_line "nginx mTLS + GET (reference)" "$work/nginx"
 

@@ -102,6 +102,15 @@ clsmd_pid=""
 if command -v nginx >/dev/null 2>&1; then
 	nport=$(free_port)
 	chmod 755 "$work"
+	# clsmd's TLS profile (its defaults), so that both negotiate alike.
+	tls_opt() { "$build/clsmd" --check-config | awk -F' = ' -v k="$1" '
+		/^\[/ { t = ($0 == "[tls]") } t && $1 == k { print $2 }'; }
+	tls_curves=$(tls_opt curves)
+	tls_ciphers=$(tls_opt ciphers)
+	# OpenSSL 3.0 signs TLS 1.3 handshakes with NIST keys only; clsmd then
+	# settles on TLS 1.2, nginx would fail the handshake instead.
+	tls_protocols="TLSv1.2 TLSv1.3"
+	case $curve in brainpool*) tls_protocols=TLSv1.2 ;; esac
 	cat >"$work/nginx.conf" <<NGX
 worker_processes 1;
 worker_rlimit_nofile $((n + 200));
@@ -120,11 +129,11 @@ http {
     ssl_client_certificate $pki/root.crt;
     ssl_verify_client on;
     ssl_verify_depth 2;
-    ssl_protocols TLSv1.2;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;
-    ssl_ecdh_curve $curve;
-    ssl_session_cache off;
-    ssl_session_tickets off;
+    ssl_protocols $tls_protocols;
+    ssl_ciphers $tls_ciphers;
+    ssl_ecdh_curve $tls_curves;
+    ssl_session_cache builtin:20480;
+    ssl_session_tickets on;
     location / { return 200 "ok\n"; }
   }
 }

@@ -1,5 +1,9 @@
 #!/bin/sh
-# run.sh - every benchmark in bench/, one after the other (see README.md).
+# run.sh - every benchmark in bench/, one after the other, with their default
+# arguments (see README.md).
 set -eu
 cd "$(dirname "$0")"
-./api_read.sh "$@"
+./api_read.sh
+./channel_handshakes.sh
+./idle_channels.sh
+./warm_commands.sh

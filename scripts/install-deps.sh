@@ -5,7 +5,8 @@
 #   build  compiler, CMake and the libraries clsmd and its tools link against
 #   check  build + what the tests need (cmocka, clang for sanitizers and fuzzing,
 #          clang-format, python3 for the integration tests)
-#   bench  build + load generators (wrk)
+#   bench  build + load generators (wrk), the reference server (nginx), openssl
+#          (for `openssl speed`), python3, curl and procps for the scripts
 # Idempotent: when every package of the chosen groups is installed it changes
 # nothing and does not touch the network. Otherwise it runs apt-get update once
 # and installs what is missing. Needs root (or sudo) only when something is missing.
@@ -14,7 +15,7 @@ set -eu
 pkgs_build="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev \
 libjansson-dev libcurl4-openssl-dev libmosquitto-dev ca-certificates"
 pkgs_check="libcmocka-dev clang libclang-rt-14-dev clang-format python3 sqlite3 curl openssl"
-pkgs_bench="wrk nginx iproute2"
+pkgs_bench="wrk nginx iproute2 procps python3 curl openssl"
 
 groups="${*:-build}"
 want=""
