@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel/gwa_answer.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
-#define MAX_ANSWER (4u << 20)
+#define MAX_ANSWER GWA_ANSWER_MAX
 
 enum req_state { RQ_QUEUED, RQ_SENDING, RQ_WAITING };
 
@@ -364,12 +365,12 @@ static void finish(struct gwa_client *g, struct req *r, enum gwa_outcome o, int 
 
 /* The GWA refused the whole exchange: every request in it fails with the
  * GWA's reason. */
-static void refuse_all(struct gwa_client *g, struct xfer *x, long status, json_t *answer)
+static void refuse_all(struct gwa_client *g, struct xfer *x, long status)
 {
-    const char *detail = json_string_value(json_object_get(answer, "detail"));
-    char reason[300];
+    char detail[GWA_ITEM_REASON_MAX + 1], reason[400];
+    gwa_answer_detail(x->answer, x->answer_len, detail, sizeof detail);
     snprintf(reason, sizeof reason, "GWA %s answered %ld%s%s", x->gwa->id, status,
-             detail ? ": " : "", detail ? detail : "");
+             detail[0] ? ": " : "", detail);
     for (size_t i = 0; i < x->n; i++) {
         if (x->reqs[i]->cancelled)
             free(x->reqs[i]);
@@ -378,18 +379,15 @@ static void refuse_all(struct gwa_client *g, struct xfer *x, long status, json_t
     }
 }
 
-static void submit_results(struct gwa_client *g, struct xfer *x, json_t *answer)
+static void submit_results(struct gwa_client *g, struct xfer *x, const struct gwa_item *items)
 {
-    json_t *results = json_object_get(answer, "results");
     for (size_t i = 0; i < x->n; i++) {
         struct req *r = x->reqs[i];
-        json_t *res = json_array_get(results, i);
-        const char *st = json_string_value(json_object_get(res, "status"));
-        const char *id = json_string_value(json_object_get(res, "id"));
+        const struct gwa_item *it = &items[i];
         if (r->cancelled) {
             free(r);
-        } else if (st && strcmp(st, "accepted") == 0 && id) {
-            str_copy(r->gwa_req_id, sizeof r->gwa_req_id, id);
+        } else if (it->status == GWA_ITEM_ACCEPTED) {
+            str_copy(r->gwa_req_id, sizeof r->gwa_req_id, it->id);
             r->state = RQ_WAITING;
             r->accepted_ms = now_ms();
             r->next = x->gwa->waiting;
@@ -397,31 +395,30 @@ static void submit_results(struct gwa_client *g, struct xfer *x, json_t *answer)
             g->waiting++;
             g->fn(g->arg, r->device, GWA_ACCEPTED, 0, NULL);
         } else {
-            const char *why = json_string_value(json_object_get(res, "reason"));
-            char reason[300];
+            char reason[400];
             snprintf(reason, sizeof reason, "GWA %s refused: %s", x->gwa->id,
-                     why ? why : (res ? "no reason given" : "no result for this request"));
-            finish(g, r, GWA_REFUSED, (int)json_integer_value(json_object_get(res, "code")),
-                   reason);
+                     it->reason[0]                     ? it->reason
+                     : it->status == GWA_ITEM_REJECTED ? "no reason given"
+                                                       : "no usable result for this request");
+            finish(g, r, GWA_REFUSED, it->code, reason);
         }
     }
 }
 
-static void status_results(struct gwa_client *g, struct xfer *x, json_t *answer)
+static void status_results(struct gwa_client *g, struct xfer *x, const struct gwa_item *items)
 {
-    json_t *results = json_object_get(answer, "results");
     for (size_t i = 0; i < x->n; i++) {
         struct req *r = x->reqs[i];
-        json_t *res = json_array_get(results, i);
-        const char *st = json_string_value(json_object_get(res, "status"));
         if (r->cancelled) {
             free(r);
-        } else if (st && strcmp(st, "failed") == 0) {
-            const char *why = json_string_value(json_object_get(res, "reason"));
-            char reason[300];
-            snprintf(reason, sizeof reason, "GWA %s: %s", x->gwa->id, why ? why : "failed");
+        } else if (items[i].status == GWA_ITEM_FAILED) {
+            char reason[400];
+            snprintf(reason, sizeof reason, "GWA %s: %s", x->gwa->id,
+                     items[i].reason[0] ? items[i].reason : "failed");
             finish(g, r, GWA_REFUSED, 0, reason);
         } else {
+            /* pending, woken, delivered: the channel is on its way; unknown or
+             * unreadable: it expires after channel_wait_s and is asked again. */
             r->state = RQ_WAITING;
             r->next = x->gwa->waiting;
             x->gwa->waiting = r;
@@ -433,7 +430,6 @@ static void status_results(struct gwa_client *g, struct xfer *x, json_t *answer)
 static void xfer_done(struct gwa_client *g, struct xfer *x, CURLcode result)
 {
     long status = 0;
-    json_t *answer = NULL;
 
     x->gwa->in_flight--;
     g->in_flight--;
@@ -449,22 +445,28 @@ static void xfer_done(struct gwa_client *g, struct xfer *x, CURLcode result)
     } else if (status == 429 || status == 503) {
         requeue(g, x, x->retry_after > 0 && x->retry_after <= 3600 ? x->retry_after : 0,
                 status == 429 ? "429 Too Many Requests" : "503 Service Unavailable");
-    } else {
-        if (x->answer)
-            jsonx_parse(x->answer, x->answer_len, &jsonx_api_limits, &answer, NULL, 0);
-        if (status == 200 && json_is_array(json_object_get(answer, "results"))) {
+    } else if (status == 200) {
+        char why[200];
+        struct gwa_item *items = calloc(x->n ? x->n : 1, sizeof *items);
+        if (items == NULL) {
+            requeue(g, x, 0, "out of memory");
+        } else if (gwa_answer_parse(x->answer ? x->answer : "", x->answer_len,
+                                    x->kind == X_SUBMIT ? GWA_ANSWER_SUBMIT : GWA_ANSWER_STATUS,
+                                    x->n, items, why, sizeof why) != 0) {
+            requeue(g, x, 0, why);
+        } else {
             x->gwa->backoff_s = 0;
             if (x->kind == X_SUBMIT)
-                submit_results(g, x, answer);
+                submit_results(g, x, items);
             else
-                status_results(g, x, answer);
-        } else if (status >= 500 || status == 200) {
-            requeue(g, x, 0, status == 200 ? "malformed answer" : "server error");
-        } else {
-            refuse_all(g, x, status, answer);
+                status_results(g, x, items);
         }
+        free(items);
+    } else if (status >= 500) {
+        requeue(g, x, 0, "server error");
+    } else {
+        refuse_all(g, x, status);
     }
-    json_decref(answer);
     xfer_free(x); /* the array; its requests went on above */
     schedule_pump(g);
 }

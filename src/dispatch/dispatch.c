@@ -44,8 +44,8 @@ struct cmd {
     int64_t created_ms, deadline_ms, updated_ms;
     int64_t steps[C_NSTATES];
     int attempts;
-    int stored; /* durable at least once: may be sent */
-    char error[300];
+    int stored;      /* durable at least once: may be sent */
+    char error[512]; /* holds a GWA reason (up to 255 bytes) with its prefix */
     struct event *timer;
     int dirty;
     struct cmd *dirty_next;
