@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "dispatch/dispatch.h"
+#include "store/commit.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -29,6 +30,7 @@ struct clsmd {
     struct clsm_config cfg;
     struct event_base *base;
     struct store *store;
+    struct committer *committer;
     struct audit *audit;
     struct api *api;
     struct dispatch *dispatch;
@@ -264,9 +266,10 @@ static int start(struct clsmd *d)
     LOG(LOG_INFO, "store open", LOG_S("path", d->cfg.store_path),
         LOG_I("schema_version", store_schema_version(d->store)),
         LOG_S("synchronous", config_synchronous_name(&d->cfg)));
-    d->audit = audit_new(d->base, d->store);
+    d->committer = commit_new(d->base, d->store);
+    d->audit = d->committer ? audit_new(d->store, d->committer) : NULL;
     struct dispatch_config dc = {(int)d->cfg.command_deadline_s, (int)d->cfg.command_ack_timeout_s};
-    d->dispatch = d->audit ? dispatch_new(d->base, d->store, d->audit, &dc) : NULL;
+    d->dispatch = d->audit ? dispatch_new(d->base, d->store, d->audit, d->committer, &dc) : NULL;
     d->api = d->dispatch ? api_new(d->base, d->store, &d->cfg) : NULL;
     if (d->api == NULL)
         return -1;
@@ -328,13 +331,16 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
     status = 0;
 out:
-    /* Commands first (their submitters are answered through the API), then
-     * what they use; the audit flushes last before the store closes. */
+    /* Write what changed last; then commands (their submitters are answered
+     * through the API) and what they use; the store closes last. */
+    if (d.committer)
+        commit_now(d.committer);
     dispatch_free(d.dispatch);
     gwa_client_free(d.gwa);
     channel_mgr_free(d.channels);
     api_free(d.api);
     audit_free(d.audit);
+    commit_free(d.committer);
     store_close(d.store);
     curl_global_cleanup();
     if (d.sigterm)

@@ -1,33 +1,39 @@
 /*
- * audit.c - the hash-chained event log with group commit; see audit.h.
+ * audit.c - the hash-chained event log on the group commit; see audit.h.
  */
 #include "audit/audit.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "store/commit.h"
 #include "store/store.h"
 
-#define QUEUE_MAX 100000 /* events waiting for a commit; beyond it they are counted as lost */
+#define QUEUE_MAX 200000 /* events waiting for a commit; beyond it they are counted as lost */
 
 struct pending {
     int64_t time_ms;
-    char *kind, *subject, *actor, *payload;
+    char *kind, *subject, *actor, *audience, *payload;
 };
 
 struct audit {
-    struct event_base *base;
     struct store *store;
-    struct event *flush_ev;
-    int64_t seq;
+    struct committer *committer;
+    int64_t seq; /* last durable event */
     uint8_t hash[32];
+    int64_t w_seq; /* what the open transaction wrote, until done() */
+    uint8_t w_hash[32];
+    size_t w_n;
     struct pending *q;
     size_t n, cap;
     uint64_t written, lost;
+    audit_listener_fn listener;
+    void *listener_arg;
 };
 
 static void put_field(EVP_MD_CTX *md, const void *p, size_t n)
@@ -39,10 +45,9 @@ static void put_field(EVP_MD_CTX *md, const void *p, size_t n)
     EVP_DigestUpdate(md, p, n);
 }
 
-/* Every field is length-prefixed, so no two different events hash the
- * same bytes. */
 void audit_hash(const uint8_t prev[32], int64_t seq, int64_t time_ms, const char *kind,
-                const char *subject, const char *actor, const char *payload, uint8_t out[32])
+                const char *subject, const char *actor, const char *audience, const char *payload,
+                uint8_t out[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     char num[48];
@@ -58,6 +63,8 @@ void audit_hash(const uint8_t prev[32], int64_t seq, int64_t time_ms, const char
     put_field(md, subject, strlen(subject));
     put_field(md, actor, strlen(actor));
     put_field(md, payload, strlen(payload));
+    if (audience && audience[0])
+        put_field(md, audience, strlen(audience));
     EVP_DigestFinal_ex(md, out, &n);
     EVP_MD_CTX_free(md);
 }
@@ -67,27 +74,74 @@ static void pending_free(struct pending *p)
     free(p->kind);
     free(p->subject);
     free(p->actor);
+    free(p->audience);
     free(p->payload);
 }
 
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+static int audit_write(void *arg)
 {
-    (void)fd;
-    (void)what;
-    audit_flush(arg);
+    struct audit *a = arg;
+    uint8_t prev[32];
+    int64_t seq = a->seq;
+
+    a->w_n = 0;
+    memcpy(prev, a->hash, 32);
+    for (size_t i = 0; i < a->n; i++) {
+        struct pending *p = &a->q[i];
+        uint8_t hash[32];
+        audit_hash(prev, seq + 1, p->time_ms, p->kind, p->subject, p->actor, p->audience,
+                   p->payload, hash);
+        int rc = store_event_insert(a->store, seq + 1, p->time_ms, p->kind, p->subject, p->actor,
+                                    p->audience, p->payload, prev, hash);
+        if (rc != 0)
+            return rc;
+        seq++;
+        memcpy(prev, hash, 32);
+    }
+    a->w_n = a->n;
+    a->w_seq = seq;
+    memcpy(a->w_hash, prev, 32);
+    return 0;
 }
 
-struct audit *audit_new(struct event_base *base, struct store *store)
+static void audit_done(void *arg, int rc)
+{
+    struct audit *a = arg;
+    size_t n = a->w_n;
+    a->w_n = 0;
+    if (rc != 0 || n == 0)
+        return; /* still queued; the committer retries */
+    int64_t first = a->seq + 1;
+    a->seq = a->w_seq;
+    memcpy(a->hash, a->w_hash, 32);
+    a->written += n;
+    for (size_t i = 0; i < n; i++) {
+        struct pending p = a->q[i]; /* a listener may append, moving the queue */
+        if (a->listener) {
+            struct audit_event ev = {first + (int64_t)i, p.time_ms, p.kind, p.subject, p.actor,
+                                     p.audience,         p.payload};
+            a->listener(a->listener_arg, &ev);
+        }
+        pending_free(&p);
+    }
+    /* Events appended after the write (by a listener, say) wait for the next. */
+    memmove(a->q, a->q + n, (a->n - n) * sizeof *a->q);
+    a->n -= n;
+    if (a->n)
+        commit_want(a->committer);
+}
+
+struct audit *audit_new(struct store *store, struct committer *committer)
 {
     struct audit *a = calloc(1, sizeof *a);
     if (a == NULL)
         return NULL;
-    a->base = base;
     a->store = store;
-    a->flush_ev = event_new(base, -1, 0, flush_cb, a);
+    a->committer = committer;
     int rc = store_event_last(store, &a->seq, a->hash);
-    if (a->flush_ev == NULL || (rc != 0 && rc != -ENOENT)) {
-        audit_free(a);
+    struct commit_writer w = {audit_write, audit_done, a};
+    if ((rc != 0 && rc != -ENOENT) || commit_add(committer, &w) != 0) {
+        free(a);
         return NULL;
     }
     if (rc == -ENOENT) {
@@ -101,17 +155,46 @@ void audit_free(struct audit *a)
 {
     if (a == NULL)
         return;
-    audit_flush(a);
+    if (a->n)
+        LOG(LOG_ERROR, "audit events not written at shutdown", LOG_I("events", (long long)a->n));
     for (size_t i = 0; i < a->n; i++)
         pending_free(&a->q[i]);
     free(a->q);
-    if (a->flush_ev)
-        event_free(a->flush_ev);
     free(a);
 }
 
-int audit_append(struct audit *a, const char *kind, const char *subject, const char *actor,
-                 json_t *payload)
+void audit_set_listener(struct audit *a, audit_listener_fn fn, void *arg)
+{
+    a->listener = fn;
+    a->listener_arg = arg;
+}
+
+/* "p1 p2 p3": the distinct non-NULL ids, in the order given. */
+static char *join_audience(const char *const *aud, size_t n)
+{
+    size_t len = 1;
+    if (n > AUDIT_AUDIENCE_MAX)
+        n = AUDIT_AUDIENCE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (aud[i])
+            len += strlen(aud[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (s == NULL)
+        return NULL;
+    *p = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int dup = aud[i] == NULL || aud[i][0] == '\0';
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = aud[k] && strcmp(aud[k], aud[i]) == 0;
+        if (dup)
+            continue;
+        p += sprintf(p, "%s%s", p == s ? "" : " ", aud[i]);
+    }
+    return s;
+}
+
+int audit_append_to(struct audit *a, const char *kind, const char *subject, const char *actor,
+                    const char *const *audience, size_t naud, json_t *payload)
 {
     struct pending p;
     char *text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
@@ -128,61 +211,23 @@ int audit_append(struct audit *a, const char *kind, const char *subject, const c
     p.kind = strdup(kind);
     p.subject = strdup(subject);
     p.actor = strdup(actor);
+    p.audience = join_audience(audience, naud);
     p.payload = text;
-    if (a->n == a->cap || !p.kind || !p.subject || !p.actor || !p.payload) {
+    if (a->n == a->cap || !p.kind || !p.subject || !p.actor || !p.audience || !p.payload) {
         pending_free(&p);
         a->lost++;
         LOG(LOG_ERROR, "audit event lost", LOG_S("kind", kind), LOG_S("subject", subject));
         return -ENOMEM;
     }
     a->q[a->n++] = p;
-    /* Written at the end of this loop iteration, together with whatever
-     * else is appended in it. */
-    event_active(a->flush_ev, EV_TIMEOUT, 0);
+    commit_want(a->committer);
     return 0;
 }
 
-int audit_flush(struct audit *a)
+int audit_append(struct audit *a, const char *kind, const char *subject, const char *actor,
+                 json_t *payload)
 {
-    int64_t seq = a->seq;
-    uint8_t hash[32], prev[32];
-    size_t i;
-    int rc;
-
-    if (a->n == 0)
-        return 0;
-    if (store_begin(a->store) != 0)
-        goto fail;
-    memcpy(prev, a->hash, 32);
-    for (i = 0; i < a->n; i++) {
-        struct pending *p = &a->q[i];
-        audit_hash(prev, seq + 1, p->time_ms, p->kind, p->subject, p->actor, p->payload, hash);
-        rc = store_event_insert(a->store, seq + 1, p->time_ms, p->kind, p->subject, p->actor,
-                                p->payload, prev, hash);
-        if (rc != 0) {
-            store_rollback(a->store);
-            goto fail;
-        }
-        seq++;
-        memcpy(prev, hash, 32);
-    }
-    if (store_commit(a->store) != 0) {
-        store_rollback(a->store);
-        goto fail;
-    }
-    a->seq = seq;
-    memcpy(a->hash, prev, 32);
-    a->written += a->n;
-    for (i = 0; i < a->n; i++)
-        pending_free(&a->q[i]);
-    a->n = 0;
-    return 0;
-fail:
-    LOG(LOG_ERROR, "audit flush failed; will retry", LOG_S("error", store_errmsg(a->store)),
-        LOG_I("queued", (long long)a->n));
-    struct timeval tv = {1, 0};
-    event_add(a->flush_ev, &tv);
-    return -EIO;
+    return audit_append_to(a, kind, subject, actor, NULL, 0, payload);
 }
 
 uint64_t audit_written(const struct audit *a)
@@ -193,4 +238,9 @@ uint64_t audit_written(const struct audit *a)
 uint64_t audit_lost(const struct audit *a)
 {
     return a->lost;
+}
+
+size_t audit_queued(const struct audit *a)
+{
+    return a->n;
 }

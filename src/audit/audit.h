@@ -3,48 +3,74 @@
  * and a SHA-256 hash over its content and the previous event's hash, so
  * that an edited, inserted or deleted row breaks the chain.
  *
- * Events are appended to a queue and written in one transaction at the end
- * of the loop iteration (group commit), so that thousands of events per
- * second cost a handful of commits. audit_flush() writes at once. One audit
- * per store, used from the loop thread of its event base.
+ * Events are queued and written by the group commit (store/commit.h) in the
+ * same transaction as the state changes of that loop iteration, so a change
+ * and its event are durable together. Each event names its audience: the
+ * parties that may see it (the owner of a request, the VNB of the grid, the
+ * parties assigned to an installation); the admin sees everything. Once an
+ * event is durable, the listener (live events, webhooks) hears of it.
+ *
+ * One audit per store, used from the loop thread of its event base.
  */
 #ifndef CLSM_AUDIT_H
 #define CLSM_AUDIT_H
 
-#include <event2/event.h>
 #include <jansson.h>
 #include <stdint.h>
 
+struct committer;
 struct store;
 struct audit;
 
-/* Create the log on 'store' (borrowed; it must outlive the audit). Reads
- * the last sequence number and hash. NULL when the store fails. */
-struct audit *audit_new(struct event_base *base, struct store *store);
+#define AUDIT_AUDIENCE_MAX 16 /* parties named in one event */
 
-/* Flush what is queued and free the audit. */
+/* A durable event as the listener gets it; valid during the call only. */
+struct audit_event {
+    int64_t seq, time_ms;
+    const char *kind, *subject, *actor;
+    const char *audience; /* party ids separated by single spaces; "" = admin only */
+    const char *payload;  /* a JSON object, compact with sorted keys */
+};
+
+typedef void (*audit_listener_fn)(void *arg, const struct audit_event *ev);
+
+/* Create the log on 'store' (borrowed) and register it with the committer.
+ * Reads the last sequence number and hash. NULL when the store fails. */
+struct audit *audit_new(struct store *store, struct committer *committer);
+
+/* Free the audit; what is still queued is lost (commit_now() first). */
 void audit_free(struct audit *a);
+
+/* Hear of every event once it is durable, in sequence order. One listener. */
+void audit_set_listener(struct audit *a, audit_listener_fn fn, void *arg);
 
 /*
  * Queue one event. 'kind' ("channel.refused"), 'subject' (what it is about,
  * "smgw:EABC0000000001") and 'actor' (party id, "admin" or "system") are
- * copied; 'payload' (a JSON object) is stolen. Returns 0, or -ENOMEM (the
- * event is lost and counted).
+ * copied; 'payload' (a JSON object) is stolen. 'audience' lists up to
+ * AUDIT_AUDIENCE_MAX party ids (NULL entries and duplicates are skipped;
+ * 'naud' may be 0). Returns 0, or -ENOMEM (the event is lost and counted).
  */
+int audit_append_to(struct audit *a, const char *kind, const char *subject, const char *actor,
+                    const char *const *audience, size_t naud, json_t *payload);
+
+/* audit_append_to() for the admin only. */
 int audit_append(struct audit *a, const char *kind, const char *subject, const char *actor,
                  json_t *payload);
 
-/* Write everything queued now, in one transaction. Returns 0 or -EIO (the
- * events stay queued and the next flush tries again). */
-int audit_flush(struct audit *a);
-
-/* Events written and events lost since start. */
+/* Events written and events lost since start; events queued now. */
 uint64_t audit_written(const struct audit *a);
 uint64_t audit_lost(const struct audit *a);
+size_t audit_queued(const struct audit *a);
 
-/* The hash of an event, from its fields; for writing and for verifying.
- * 'prev' and 'out' are 32 bytes. */
+/*
+ * The hash of an event, from its fields; for writing and for verifying.
+ * 'prev' and 'out' are 32 bytes. Every field is length-prefixed; the
+ * audience enters only when it is not empty, so that events written before
+ * audiences existed keep their hashes.
+ */
 void audit_hash(const uint8_t prev[32], int64_t seq, int64_t time_ms, const char *kind,
-                const char *subject, const char *actor, const char *payload, uint8_t out[32]);
+                const char *subject, const char *actor, const char *audience, const char *payload,
+                uint8_t out[32]);
 
 #endif

@@ -17,6 +17,7 @@
 #include "driver/driver.h"
 #include "driver/lpc_msg.h"
 #include "registry/registry.h"
+#include "store/commit.h"
 #include "store/store.h"
 
 enum cmd_state {
@@ -49,6 +50,7 @@ struct cmd {
     struct event *timer;
     int dirty;
     struct cmd *dirty_next;
+    unsigned gen, written_gen; /* changes, and the change last written */
     dispatch_done_fn done;
     void *done_arg;
     struct cmd *next; /* the device's queue */
@@ -71,8 +73,8 @@ struct dispatch {
     struct dispatch_config cfg;
     struct channel_mgr *channels;
     struct gwa_client *gwa;
-    struct event *flush_ev;
-    struct cmd *dirty;
+    struct committer *committer;
+    struct cmd *dirty, *writing;
     struct dev **devs;
     size_t ndevs_buckets, ndevs;
     struct cmd **cmds;
@@ -265,44 +267,55 @@ static json_t *api_form(const json_t *row)
 
 /* --- durability --------------------------------------------------------------------------- */
 
-static void mark_dirty(struct dispatch *d, struct cmd *c)
+/* Put 'c' on the list the next commit writes. */
+static void enlist(struct dispatch *d, struct cmd *c)
 {
     if (!c->dirty) {
         c->dirty = 1;
         c->dirty_next = d->dirty;
         d->dirty = c;
     }
-    event_active(d->flush_ev, EV_TIMEOUT, 0);
+    commit_want(d->committer);
+}
+
+static void mark_dirty(struct dispatch *d, struct cmd *c)
+{
+    c->gen++;
+    enlist(d, c);
 }
 
 static void kick(struct dispatch *d, struct dev *v);
 static void cmd_free(struct dispatch *d, struct cmd *c);
 
-/* Write every changed command in one transaction; then answer the
- * submitters, start what became durable and drop what is finished. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+/* The group commit's writer: every changed command, in the one transaction
+ * of this loop iteration. */
+static int dispatch_write(void *arg)
 {
     struct dispatch *d = arg;
-    struct cmd *list = d->dirty, *c, *next;
-    int rc = 0;
-    (void)fd;
-    (void)what;
+    d->writing = d->dirty;
+    d->dirty = NULL;
+    for (struct cmd *c = d->writing; c; c = c->dirty_next) {
+        int rc = cmd_put(d, c);
+        if (rc != 0)
+            return rc;
+        c->written_gen = c->gen;
+    }
+    return 0;
+}
 
-    if (list == NULL)
-        return;
-    if (store_begin(d->store) != 0)
-        rc = -EIO;
-    for (c = list; c && rc == 0; c = c->dirty_next)
-        rc = cmd_put(d, c);
-    if (rc == 0 && store_commit(d->store) != 0)
-        rc = -EIO;
+/* After the commit: answer the submitters, start what became durable and
+ * drop what is finished. After a failed one: the commands stay dirty. */
+static void dispatch_done(void *arg, int rc)
+{
+    struct dispatch *d = arg;
+    struct cmd *list = d->writing, *c, *next;
+    d->writing = NULL;
     if (rc != 0) {
-        store_rollback(d->store);
-        LOG(LOG_ERROR, "commands not stored; retrying", LOG_S("error", store_errmsg(d->store)));
-        struct timeval tv = {1, 0};
-        event_add(d->flush_ev, &tv);
-        /* Submitters learn of it now; their commands stay and retry. */
-        for (c = list; c; c = c->dirty_next) {
+        for (c = list; c; c = next) {
+            next = c->dirty_next;
+            c->dirty_next = d->dirty;
+            d->dirty = c;
+            /* Submitters learn of it now; their commands stay and retry. */
             if (c->done) {
                 dispatch_done_fn done = c->done;
                 c->done = NULL;
@@ -311,13 +324,14 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
-    d->dirty = NULL;
     for (c = list; c; c = next) {
         next = c->dirty_next;
         c->dirty = 0;
         c->dirty_next = NULL;
         int first = !c->stored;
         c->stored = 1;
+        if (c->gen != c->written_gen)
+            enlist(d, c); /* changed after it was written */
         if (c->done) {
             dispatch_done_fn done = c->done;
             json_t *row = cmd_row(c), *api = api_form(row);
@@ -326,7 +340,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
             json_decref(api);
             json_decref(row);
         }
-        if (c->state == C_CONFIRMED || c->state == C_FAILED)
+        if (!c->dirty && (c->state == C_CONFIRMED || c->state == C_FAILED))
             cmd_free(d, c);
         else if (first)
             kick(d, c->dev);
@@ -715,7 +729,7 @@ void dispatch_gwa_result(void *arg, const char *device, enum gwa_outcome outcome
  */
 
 struct dispatch *dispatch_new(struct event_base *base, struct store *store, struct audit *audit,
-                              const struct dispatch_config *cfg)
+                              struct committer *committer, const struct dispatch_config *cfg)
 {
     struct dispatch *d = calloc(1, sizeof *d);
     if (d == NULL)
@@ -723,12 +737,13 @@ struct dispatch *dispatch_new(struct event_base *base, struct store *store, stru
     d->base = base;
     d->store = store;
     d->audit = audit;
+    d->committer = committer;
     d->cfg = *cfg;
     d->ndevs_buckets = d->ncmd_buckets = 1024;
     d->devs = calloc(d->ndevs_buckets, sizeof *d->devs);
     d->cmds = calloc(d->ncmd_buckets, sizeof *d->cmds);
-    d->flush_ev = event_new(base, -1, 0, flush_cb, d);
-    if (d->devs == NULL || d->cmds == NULL || d->flush_ev == NULL) {
+    struct commit_writer w = {dispatch_write, dispatch_done, d};
+    if (d->devs == NULL || d->cmds == NULL || commit_add(committer, &w) != 0) {
         dispatch_free(d);
         return NULL;
     }
@@ -839,8 +854,6 @@ void dispatch_free(struct dispatch *d)
 {
     if (d == NULL)
         return;
-    if (d->flush_ev && d->dirty)
-        flush_cb(-1, 0, d);
     for (size_t b = 0; d->cmds && b < d->ncmd_buckets; b++) {
         while (d->cmds[b]) {
             struct cmd *c = d->cmds[b];
@@ -855,8 +868,6 @@ void dispatch_free(struct dispatch *d)
             free(v);
         }
     }
-    if (d->flush_ev)
-        event_free(d->flush_ev);
     free(d->devs);
     free(d->cmds);
     free(d);

@@ -31,6 +31,7 @@
 
 struct store;
 struct audit;
+struct committer;
 struct dispatch;
 
 struct dispatch_config {
@@ -38,9 +39,10 @@ struct dispatch_config {
     int ack_timeout_s; /* silence after a send before sending again */
 };
 
-/* Create the dispatcher; 'store' and 'audit' are borrowed. */
+/* Create the dispatcher; 'store', 'audit' and 'committer' (the group
+ * commit its commands are written by) are borrowed. */
 struct dispatch *dispatch_new(struct event_base *base, struct store *store, struct audit *audit,
-                              const struct dispatch_config *cfg);
+                              struct committer *committer, const struct dispatch_config *cfg);
 
 /* Connect the channel manager and the GWA client (created with
  * dispatch_channel_listener() and dispatch_gwa_result()). Either may be
@@ -85,7 +87,7 @@ struct dispatch_stats {
 const char *dispatch_state_name(int state);
 void dispatch_stats(const struct dispatch *d, struct dispatch_stats *out);
 
-/* Write what is pending and free everything. */
+/* Free everything (commit_now() first, or changes are lost). */
 void dispatch_free(struct dispatch *d);
 
 #endif

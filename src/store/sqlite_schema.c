@@ -126,5 +126,10 @@ static const char migration_2[] =
     "CREATE INDEX commands_device ON commands(device);"
     "CREATE INDEX commands_active ON commands(state) WHERE state NOT IN ('confirmed','failed');";
 
-const char *const store_sqlite_migrations[] = {migration_1, migration_2};
+static const char migration_3[] =
+    /* Who may see an event (audit.h): party ids separated by spaces; empty
+     * means the admin only. Part of the event's hash when not empty. */
+    "ALTER TABLE events ADD COLUMN audience TEXT NOT NULL DEFAULT '';";
+
+const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3};
 const int store_sqlite_nmigrations = (int)ARRAY_LEN(store_sqlite_migrations);

@@ -122,10 +122,11 @@ int store_event_last(struct store *s, int64_t *seq, uint8_t hash[32])
 }
 
 int store_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
-                       const char *subject, const char *actor, const char *payload,
-                       const uint8_t prev[32], const uint8_t hash[32])
+                       const char *subject, const char *actor, const char *audience,
+                       const char *payload, const uint8_t prev[32], const uint8_t hash[32])
 {
-    return s->ops->event_insert(s, seq, time_ms, kind, subject, actor, payload, prev, hash);
+    return s->ops->event_insert(s, seq, time_ms, kind, subject, actor, audience, payload, prev,
+                                hash);
 }
 
 int store_command_put(struct store *s, const struct store_command *cmd)

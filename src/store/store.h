@@ -121,8 +121,8 @@ int store_token_delete(struct store *s, const char *party, const char *id);
  * sequence number and hash, or -ENOENT for an empty log. */
 int store_event_last(struct store *s, int64_t *seq, uint8_t hash[32]);
 int store_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
-                       const char *subject, const char *actor, const char *payload,
-                       const uint8_t prev[32], const uint8_t hash[32]);
+                       const char *subject, const char *actor, const char *audience,
+                       const char *payload, const uint8_t prev[32], const uint8_t hash[32]);
 
 /*
  * Commands on devices (dispatch.h). store_command_put() writes one from its

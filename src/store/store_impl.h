@@ -37,8 +37,8 @@ struct store_ops {
     int (*token_delete)(struct store *s, const char *party, const char *id);
     int (*event_last)(struct store *s, int64_t *seq, uint8_t hash[32]);
     int (*event_insert)(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
-                        const char *subject, const char *actor, const char *payload,
-                        const uint8_t prev[32], const uint8_t hash[32]);
+                        const char *subject, const char *actor, const char *audience,
+                        const char *payload, const uint8_t prev[32], const uint8_t hash[32]);
     int (*command_put)(struct store *s, const struct store_command *cmd);
     int (*command_get)(struct store *s, const char *id, json_t **out);
     int (*command_active)(struct store *s, json_t **items);

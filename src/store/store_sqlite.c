@@ -616,12 +616,13 @@ static int sq_event_last(struct store *s, int64_t *seq, uint8_t hash[32])
 }
 
 static int sq_event_insert(struct store *s, int64_t seq, int64_t time_ms, const char *kind,
-                           const char *subject, const char *actor, const char *payload,
-                           const uint8_t prev[32], const uint8_t hash[32])
+                           const char *subject, const char *actor, const char *audience,
+                           const char *payload, const uint8_t prev[32], const uint8_t hash[32])
 {
     struct sq *q = SQ(s);
     sqlite3_stmt *st = prep(q, "INSERT INTO events (seq, time, kind, subject, actor, payload,"
-                               " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                               " prev_hash, hash, audience)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     if (st == NULL)
         return -EIO;
     sqlite3_bind_int64(st, 1, seq);
@@ -632,6 +633,7 @@ static int sq_event_insert(struct store *s, int64_t seq, int64_t time_ms, const 
     sqlite3_bind_text(st, 6, payload, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 7, prev, 32, SQLITE_STATIC);
     sqlite3_bind_blob(st, 8, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, audience ? audience : "", -1, SQLITE_STATIC);
     return step_done(q, st);
 }
 
