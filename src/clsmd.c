@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "dispatch/dispatch.h"
+#include "request/requests.h"
 #include "store/commit.h"
 #include "store/store.h"
 
@@ -34,6 +35,7 @@ struct clsmd {
     struct audit *audit;
     struct api *api;
     struct dispatch *dispatch;
+    struct requests *requests;
     struct channel_mgr *channels;
     struct gwa_client *gwa;
     struct event *sigterm, *sigint, *grace;
@@ -278,9 +280,23 @@ static int start(struct clsmd *d)
     if (start_channels(d) != 0)
         return -1;
     api_set_runtime(d->api, d->dispatch, d->channels);
+    if (api_set_events(d->api, d->audit, d->committer, &d->cfg) != 0)
+        return -1;
+    struct requests_config rq_cfg = {
+        (int)d->cfg.request_grid_deadline_s,
+        (int)d->cfg.request_cascade_deadline_s,
+        (int)d->cfg.request_market_deadline_s,
+        (int)d->cfg.request_max_targets,
+    };
+    d->requests = requests_new(d->base, d->store, d->audit, d->committer, d->dispatch, &rq_cfg);
+    if (d->requests == NULL)
+        return -1;
+    api_set_requests(d->api, d->requests);
     if (dispatch_resume(d->dispatch) != 0)
         LOG(LOG_ERROR, "unfinished commands could not be resumed",
             LOG_S("error", store_errmsg(d->store)));
+    if (requests_resume(d->requests) != 0)
+        LOG(LOG_ERROR, "requests could not be resumed", LOG_S("error", store_errmsg(d->store)));
     if (!d->cfg.auth_admin_token[0])
         LOG(LOG_WARN, "auth.admin_token is not set; only party tokens can use the API",
             LOG_S("hint", "set auth.admin_token or CLSM_AUTH_ADMIN_TOKEN"));
@@ -335,6 +351,7 @@ out:
      * through the API) and what they use; the store closes last. */
     if (d.committer)
         commit_now(d.committer);
+    requests_free(d.requests);
     dispatch_free(d.dispatch);
     gwa_client_free(d.gwa);
     channel_mgr_free(d.channels);

@@ -705,6 +705,13 @@ static const struct command commands[] = {
     {"command", "DEVICE CONTROL_JSON [--deadline RFC3339] [--wait]",
      "send a control to a device (admin); --wait follows it until confirmed or failed",
      cmd_command},
+    {"events", "[--after SEQ] [--kind PREFIX,...] [--count N]",
+     "follow the live events this token may see (after SEQ: the log from there first)",
+     cmd_events},
+    {"audit", "verify [--db FILE] [--anchor SEQ:HASH]",
+     "check the hash chain of the event log (admin; --db reads the SQLite file itself); "
+     "exit 1 at the first broken link",
+     cmd_audit},
 };
 
 static void usage(FILE *out)

@@ -58,5 +58,7 @@ const struct reg_kind *kind_arg(const char *s);
 
 /* Commands in other files. */
 int cmd_command(struct ctl *c, int argc, char **argv);
+int cmd_events(struct ctl *c, int argc, char **argv);
+int cmd_audit(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -48,6 +48,21 @@ static const struct api_route routes[] = {
     {"POST", "/v1/devices/{id}/commands", api__command_submit, AUTH_ADMIN, BODY_JSON, REG_DEVICE},
     {"GET", "/v1/commands/{id}", api__command_get, AUTH_ADMIN, BODY_NONE, -1},
     {"GET", "/v1/channels", api__channel_list, AUTH_ADMIN, BODY_NONE, -1},
+    {"POST", "/v1/requests", api__request_submit, AUTH_ANY, BODY_JSON, -1},
+    {"GET", "/v1/requests", api__request_list, AUTH_ANY, BODY_NONE, -1},
+    {"GET", "/v1/requests/{id}", api__request_get, AUTH_ANY, BODY_NONE, -1},
+    {"DELETE", "/v1/requests/{id}", api__request_cancel, AUTH_ANY, BODY_NONE, -1},
+    {"GET", "/v1/installations/{id}/state", api__installation_state, AUTH_ANY, BODY_NONE,
+     REG_INSTALLATION},
+    {"GET", "/v1/installations/{id}/flexibility", api__installation_flexibility, AUTH_ANY,
+     BODY_NONE, REG_INSTALLATION},
+    {"GET", "/v1/segments/{id}/flexibility", api__segment_flexibility, AUTH_ANY, BODY_NONE,
+     REG_SEGMENT},
+    {"GET", "/v1/events", api__events_stream, AUTH_ANY, BODY_NONE, -1},
+    {"GET", "/v1/audit", api__audit_list, AUTH_ADMIN, BODY_NONE, -1},
+    {"GET", "/v1/webhooks", api__webhook_list, AUTH_ANY, BODY_NONE, -1},
+    {"POST", "/v1/webhooks", api__webhook_create, AUTH_ANY, BODY_JSON, -1},
+    {"DELETE", "/v1/webhooks/{id}", api__webhook_delete, AUTH_ANY, BODY_NONE, -1},
     REG_ROUTES("parties", REG_PARTY),
     REG_ROUTES("segments", REG_SEGMENT),
     REG_ROUTES("gwas", REG_GWA),
@@ -520,6 +535,7 @@ static void h_metrics(struct api_call *c)
                         store_schema_version(c->api->store));
     metrics_render(c->api->metrics, b);
     render_runtime(c->api, b);
+    api__events_metrics(c->api, b);
     size_t n = evbuffer_get_length(b);
     http_reply(c->req, 200, "text/plain; version=0.0.4", evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
@@ -570,6 +586,11 @@ struct api *api_new(struct event_base *base, struct store *store, const struct c
     return api;
 }
 
+void api_set_requests(struct api *api, struct requests *requests)
+{
+    api->requests = requests;
+}
+
 void api_set_runtime(struct api *api, struct dispatch *dispatch, struct channel_mgr *channels)
 {
     api->dispatch = dispatch;
@@ -591,6 +612,7 @@ void api_free(struct api *api)
     if (api == NULL)
         return;
     http_server_free(api->http);
+    api__events_free(api); /* after the server: its streams are over */
     metrics_free(api->metrics);
     free(api);
 }

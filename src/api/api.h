@@ -29,6 +29,23 @@ struct channel_mgr;
  * borrowed and must outlive the API. */
 void api_set_runtime(struct api *api, struct dispatch *dispatch, struct channel_mgr *channels);
 
+struct requests;
+
+/* Give the API the requests runtime (borrowed; it must outlive the API).
+ * Traffic-light changes and registry writes through the API are passed on
+ * to it. */
+void api_set_requests(struct api *api, struct requests *requests);
+
+struct audit;
+struct committer;
+
+/* Serve live events, webhooks and the audit listing (api_events.c): makes
+ * the API the listener of 'audit' and registers the webhooks' writer with
+ * 'committer' (both borrowed; they must outlive the API). Loads the stored
+ * webhook subscriptions. Returns 0, or -1 when that fails. */
+int api_set_events(struct api *api, struct audit *audit, struct committer *committer,
+                   const struct clsm_config *cfg);
+
 /* Listen on 'addr'; the bound address is written to 'bound'. Returns 0 or a
  * negative errno. */
 int api_listen(struct api *api, const struct hostport *addr, struct hostport *bound);

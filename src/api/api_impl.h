@@ -32,6 +32,9 @@ struct api {
     int admin_enabled;
     long long max_body, max_import_body;
     int64_t started_ms;
+    struct requests *requests; /* NULL until api_set_requests() */
+    struct events *events;     /* NULL until api_set_events() */
+    struct webhooks *webhooks; /* NULL until api_set_events() */
 };
 
 /* Who is calling. */
@@ -115,5 +118,25 @@ void api__token_delete(struct api_call *c);
 void api__command_submit(struct api_call *c);
 void api__command_get(struct api_call *c);
 void api__channel_list(struct api_call *c);
+
+/* Handlers (api_requests.c). */
+void api__request_submit(struct api_call *c);
+void api__request_list(struct api_call *c);
+void api__request_get(struct api_call *c);
+void api__request_cancel(struct api_call *c);
+void api__installation_state(struct api_call *c);
+void api__installation_flexibility(struct api_call *c);
+void api__segment_flexibility(struct api_call *c);
+
+/* Handlers, metrics and clean-up of events, webhooks and the audit listing
+ * (api_events.c). */
+void api__events_stream(struct api_call *c);
+void api__audit_list(struct api_call *c);
+void api__webhook_list(struct api_call *c);
+void api__webhook_create(struct api_call *c);
+void api__webhook_delete(struct api_call *c);
+struct evbuffer;
+void api__events_metrics(const struct api *api, struct evbuffer *b);
+void api__events_free(struct api *api);
 
 #endif

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "registry/import.h"
+#include "request/requests.h"
 
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
@@ -140,10 +141,18 @@ void api__reg_get(struct api_call *c)
 }
 
 /* Answer with the entity as now stored (with its time stamps). */
+/* The registry changed: what the requests runtime caches is read again. */
+static void changed(struct api_call *c)
+{
+    if (c->api->requests)
+        requests_registry_changed(c->api->requests);
+}
+
 static void reply_stored(struct api_call *c, int status, const char *id)
 {
     struct store_scope all = {SCOPE_ALL, NULL, NULL};
     json_t *obj = NULL;
+    changed(c);
     int rc = store_reg_get(c->api->store, c->kind, id, &all, &obj);
     if (rc != 0) {
         reply_store_error(c, rc);
@@ -295,6 +304,7 @@ void api__reg_delete(struct api_call *c)
         reply_store_error(c, rc);
     else {
         LOG(LOG_INFO, "registry deleted", LOG_S("kind", c->kind->name), LOG_S("id", c->params[0]));
+        changed(c);
         api__json(c, 204, NULL);
     }
 }
@@ -319,6 +329,7 @@ void api__import(struct api_call *c)
         return;
     }
     LOG(LOG_INFO, "registry imported", LOG_S("by", c->who.party[0] ? c->who.party : "admin"));
+    changed(c);
     api__json(c, 200, json_pack("{s:o}", "imported", summary));
 }
 
@@ -388,6 +399,8 @@ void api__set_light(struct api_call *c)
     }
     LOG(LOG_INFO, "traffic light set", LOG_S("segment", c->params[0]), LOG_S("light", light),
         LOG_S("by", by));
+    if (c->api->requests)
+        requests_light_changed(c->api->requests, c->params[0], light, by, reason);
     struct store_scope all = {SCOPE_ALL, NULL, NULL};
     rc = store_reg_get(c->api->store, c->kind, c->params[0], &all, &seg);
     if (rc != 0)

@@ -43,6 +43,7 @@ enum conn_state {
     CS_DISCARD, /* answered from the head; dropping its (small) body */
     CS_CLOSING, /* last answer queued; close once written */
     CS_LINGER,  /* answer written, write side shut; discarding input */
+    CS_STREAM,  /* a streamed answer (http_stream_begin) runs; input is dropped */
     CS_DEAD,    /* waiting to be freed by the reaper */
 };
 
@@ -61,6 +62,9 @@ struct http_request {
     struct http_header rsp[MAX_RSP_HEADERS];
     size_t nrsp;
     char peer[64];
+    struct http_stream_cb stream; /* a streamed answer's owner */
+    size_t stream_max;
+    int chunked;
 };
 
 struct http_conn {
@@ -75,6 +79,7 @@ struct http_conn {
     int reading;     /* EV_READ enabled */
     int peer_closed; /* the peer sent its FIN */
     int processing;  /* inside conn_process() */
+    int streamed;    /* the answer was a stream: close at once when written */
     char peer[64];
     struct http_conn *prev, *next;
 };
@@ -158,7 +163,7 @@ static void conn_update_reading(struct http_conn *c)
 {
     size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
     int want = !c->peer_closed &&
-               (c->state == CS_LINGER || c->state == CS_DISCARD ||
+               (c->state == CS_LINGER || c->state == CS_DISCARD || c->state == CS_STREAM ||
                 ((c->state == CS_HEAD || c->state == CS_BODY) && out < c->srv->lim.max_output));
     if (want && !c->reading)
         bufferevent_enable(c->bev, EV_READ);
@@ -180,6 +185,9 @@ static void conn_update_reading(struct http_conn *c)
  *   CS_CLOSING the last answer is being written; no reading
  *   CS_LINGER  written and our side shut; input is drained and dropped for
  *              a short while so the peer reads the answer before the close
+ *   CS_STREAM  a streamed answer runs; no timer (its owner writes, and the
+ *              write timeout catches a peer that stopped reading); input is
+ *              read only to notice the peer going away, and dropped
  */
 static void conn_enter(struct http_conn *c, enum conn_state to)
 {
@@ -195,8 +203,9 @@ static void conn_enter(struct http_conn *c, enum conn_state to)
         break;
     case CS_HANDLE:
     case CS_CLOSING:
+    case CS_STREAM:
         event_del(c->timer);
-        if (to == CS_CLOSING)
+        if (to != CS_HANDLE)
             conn_update_reading(c);
         break;
     case CS_LINGER:
@@ -267,6 +276,79 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* --- streamed answers --------------------------------------------------------- */
+
+int http_stream_begin(struct http_request *req, int status, const char *content_type,
+                      size_t max_queued, const struct http_stream_cb *cb)
+{
+    struct http_conn *c = req->conn;
+    if (cb)
+        req->stream = *cb;
+    req->stream_max = max_queued;
+    if (c == NULL)
+        return -EPIPE;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    req->chunked = req->head.minor >= 1 && !req->is_head;
+    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", req->head.minor == 0 ? 0 : 1, status,
+                        http_reason(status));
+    if (content_type)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+    if (req->chunked)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    evbuffer_add(out, "Connection: close\r\n", 19);
+    for (size_t i = 0; i < req->nrsp; i++)
+        evbuffer_add_printf(out, "%s: %s\r\n", req->rsp[i].name, req->rsp[i].value);
+    evbuffer_add(out, "\r\n", 2);
+    if (c->srv->cb.on_done)
+        c->srv->cb.on_done(c->srv->cb.arg, req, status, time_mono_us() - req->start_us);
+    c->streamed = 1;
+    conn_enter(c, CS_STREAM);
+    return 0;
+}
+
+int http_stream_write(struct http_request *req, const void *buf, size_t len)
+{
+    struct http_conn *c = req->conn;
+    if (c == NULL || c->state != CS_STREAM)
+        return -EPIPE;
+    if (req->is_head || len == 0)
+        return 0;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) + len > req->stream_max)
+        return -ENOBUFS;
+    if (req->chunked)
+        evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, buf, len);
+    if (req->chunked)
+        evbuffer_add(out, "\r\n", 2);
+    return 0;
+}
+
+size_t http_stream_queued(const struct http_request *req)
+{
+    return req->conn ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
+}
+
+void http_stream_end(struct http_request *req)
+{
+    struct http_conn *c = req->conn;
+    memset(&req->stream, 0, sizeof req->stream);
+    if (c == NULL) {
+        request_free(req);
+        return;
+    }
+    if (c->req == req)
+        c->req = NULL;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->state == CS_STREAM && req->chunked)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    request_free(req);
+    if (evbuffer_get_length(out) > 0)
+        conn_enter(c, CS_CLOSING);
+    else
+        conn_kill(c);
+}
+
 void http_reply_problem(struct http_request *req, int status, const char *type_slug,
                         const char *detail)
 {
@@ -306,16 +388,20 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Take the connection out of service; the reaper frees it after the current
  * callback. A request still being read is freed here; one a handler holds
- * is orphaned and freed by its http_reply(). */
+ * is orphaned and freed by its http_reply(); a stream's owner learns that
+ * the stream is over and frees it with http_stream_end(). */
 static void conn_kill(struct http_conn *c)
 {
     struct http_server *srv = c->srv;
+    struct http_request *stream = NULL;
     if (c->state == CS_DEAD)
         return;
-    if (c->req && c->state != CS_HANDLE)
+    if (c->req && c->state != CS_HANDLE && c->state != CS_STREAM)
         request_free(c->req);
     else if (c->req)
         c->req->conn = NULL;
+    if (c->state == CS_STREAM)
+        stream = c->req;
     c->req = NULL;
     conn_enter(c, CS_DEAD);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -332,6 +418,8 @@ static void conn_kill(struct http_conn *c)
     c->next = srv->dead;
     srv->dead = c;
     event_active(srv->reaper, EV_TIMEOUT, 0);
+    if (stream && stream->stream.closed)
+        stream->stream.closed(stream->stream.arg, 0);
 }
 
 /* Answer an error found by the server itself; the connection closes. */
@@ -483,7 +571,7 @@ static void conn_process(struct http_conn *c)
                 conn_enter(c, CS_HEAD);
                 more = 1;
             }
-        } else if (c->state == CS_LINGER) {
+        } else if (c->state == CS_LINGER || (c->state == CS_STREAM && avail > 0)) {
             c->lingered += avail;
             evbuffer_drain(in, avail);
             if (c->lingered > LINGER_MAX_BYTES)
@@ -505,10 +593,17 @@ static void write_cb(struct bufferevent *bev, void *arg)
     struct http_conn *c = arg;
     (void)bev;
     if (c->state == CS_CLOSING) {
-        if (c->peer_closed || c->srv->tls)
+        /* After a stream the peer has sent all it will (its input was
+         * drained), so no lingering is needed to protect the answer. */
+        if (c->peer_closed || c->srv->tls || c->streamed)
             conn_kill(c);
         else
             conn_enter(c, CS_LINGER);
+        return;
+    }
+    if (c->state == CS_STREAM) {
+        if (c->req && c->req->stream.drained)
+            c->req->stream.drained(c->req->stream.arg);
         return;
     }
     if (c->state == CS_HEAD && c->first_byte_us == 0 && c->srv->shutting_down) {
@@ -527,7 +622,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return; /* the TLS handshake is done; requests follow */
-    if (!(what & BEV_EVENT_EOF) || c->state == CS_LINGER) {
+    /* A stream's peer that stops sending has gone (a reader of an event
+     * stream has nothing to say). */
+    if (!(what & BEV_EVENT_EOF) || c->state == CS_LINGER || c->state == CS_STREAM) {
         if ((what & BEV_EVENT_ERROR) && c->srv->tls) {
             unsigned long e = bufferevent_get_openssl_error(c->bev);
             char msg[256] = "connection reset";
@@ -791,6 +888,10 @@ void http_server_shutdown(struct http_server *srv, void (*done)(void *arg), void
         if (c->state == CS_HEAD && c->first_byte_us == 0 &&
             evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             conn_kill(c);
+        /* Streams would never finish by themselves: their owners end them
+         * (and may write a last word). */
+        else if (c->state == CS_STREAM && c->req && c->req->stream.closed)
+            c->req->stream.closed(c->req->stream.arg, 1);
     }
     event_active(srv->reaper, EV_TIMEOUT, 0);
 }

@@ -151,6 +151,49 @@ int http_add_header(struct http_request *req, const char *name, const char *valu
 void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
                 size_t len);
 
+/*
+ * Streamed answers (Server-Sent Events). Instead of http_reply() a handler
+ * may answer with http_stream_begin(): the status line and headers go out
+ * at once (with "Connection: close"), then the body in pieces queued with
+ * http_stream_write() - as chunks for HTTP/1.1, up to the close for
+ * HTTP/1.0 - until http_stream_end(). The request then belongs to the
+ * caller until http_stream_end(), which must be called exactly once, also
+ * when http_stream_begin() failed; it frees the request (the pointer is
+ * invalid afterwards) and closes the connection once the rest is written.
+ * The connection's input is read and dropped while streaming, so that a
+ * peer going away is noticed.
+ *
+ * 'closed' tells the owner that the stream cannot go on: the peer closed
+ * it, failed, or did not take queued bytes for 30 s (shutdown = 0; nothing
+ * can be written any more), or the server shuts down (shutdown = 1; a last
+ * write is still possible). 'drained' tells that everything queued has been
+ * written, so that more can follow at the reader's pace. Either may be
+ * NULL; neither is called after http_stream_end(), which may be called from
+ * within them.
+ */
+struct http_stream_cb {
+    void (*closed)(void *arg, int shutdown);
+    void (*drained)(void *arg);
+    void *arg;
+};
+
+/* Begin a stream with 'status' and 'content_type' (headers added with
+ * http_add_header() go out too); at most 'max_queued' bytes may wait
+ * unwritten. Returns 0, or -EPIPE when the connection is already gone. */
+int http_stream_begin(struct http_request *req, int status, const char *content_type,
+                      size_t max_queued, const struct http_stream_cb *cb);
+
+/* Queue 'len' bytes of the body. Returns 0; -ENOBUFS when they would take
+ * the unwritten bytes over 'max_queued' (nothing is queued: the reader is
+ * too slow); -EPIPE when the stream cannot go on. For HEAD nothing is sent. */
+int http_stream_write(struct http_request *req, const void *buf, size_t len);
+
+/* Bytes queued and not yet written (0 once the connection is gone). */
+size_t http_stream_queued(const struct http_request *req);
+
+/* End the stream and free the request; see above. */
+void http_stream_end(struct http_request *req);
+
 /* Answer with an RFC 9457 problem document built from the arguments. */
 void http_reply_problem(struct http_request *req, int status, const char *type_slug,
                         const char *detail);

@@ -244,3 +244,26 @@ size_t audit_queued(const struct audit *a)
 {
     return a->n;
 }
+
+int64_t audit_last_seq(const struct audit *a)
+{
+    return a->seq;
+}
+
+enum audit_fault audit_chain_next(struct audit_chain *ch, const struct audit_event *ev,
+                                  const uint8_t prev[32], const uint8_t hash[32])
+{
+    uint8_t want[32];
+    if (ev->seq != ch->seq + 1)
+        return AUDIT_CHAIN_GAP;
+    if (memcmp(prev, ch->hash, 32) != 0)
+        return AUDIT_CHAIN_LINK;
+    audit_hash(prev, ev->seq, ev->time_ms, ev->kind, ev->subject, ev->actor, ev->audience,
+               ev->payload, want);
+    if (memcmp(want, hash, 32) != 0)
+        return AUDIT_CHAIN_HASH;
+    ch->seq = ev->seq;
+    memcpy(ch->hash, hash, 32);
+    ch->checked++;
+    return AUDIT_CHAIN_OK;
+}

@@ -73,4 +73,30 @@ void audit_hash(const uint8_t prev[32], int64_t seq, int64_t time_ms, const char
                 const char *subject, const char *actor, const char *audience, const char *payload,
                 uint8_t out[32]);
 
+/* The sequence number of the last durable event; 0 for an empty log. */
+int64_t audit_last_seq(const struct audit *a);
+
+/*
+ * Checking a stored chain (clsmctl audit verify). Start with a zeroed
+ * struct audit_chain and feed every stored event in sequence order with its
+ * stored prev_hash and hash; audit_chain_next() returns the first fault
+ * found at that event:
+ *   AUDIT_CHAIN_GAP   its seq is not the one after the last (a row deleted,
+ *                     or one inserted with a new number); the log starts at 1
+ *   AUDIT_CHAIN_LINK  its prev_hash is not the hash of the event before
+ *                     (rows inserted, deleted or reordered)
+ *   AUDIT_CHAIN_HASH  its hash does not match its content (a row edited)
+ * On AUDIT_CHAIN_OK the chain moves on to this event; after a fault it stays
+ * where it was. A chain cut off at its end cannot be seen from the rows
+ * alone: compare the last hash with one recorded elsewhere. Pure.
+ */
+enum audit_fault { AUDIT_CHAIN_OK, AUDIT_CHAIN_GAP, AUDIT_CHAIN_LINK, AUDIT_CHAIN_HASH };
+struct audit_chain {
+    int64_t seq;     /* last event checked, 0 before the first */
+    uint8_t hash[32];
+    int64_t checked; /* events that passed */
+};
+enum audit_fault audit_chain_next(struct audit_chain *ch, const struct audit_event *ev,
+                                  const uint8_t prev[32], const uint8_t hash[32]);
+
 #endif

@@ -31,6 +31,16 @@ struct clsm_config {
     char auth_admin_token[CONFIG_TOKEN_MAX];
     int log_level; /* enum log_level */
     long long shutdown_grace_ms;
+    /* Live events and webhooks. */
+    long long events_max_streams;
+    long long events_max_stream_output;
+    long long events_heartbeat_s;
+    long long webhook_timeout_s;
+    long long webhook_retry_max_s;
+    long long webhook_failing_after_s;
+    long long webhook_batch_max;
+    long long webhook_batch_bytes;
+    long long webhook_max_per_party;
     /* TLS of the CLS channels (clsmd as EMT). */
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
@@ -60,6 +70,10 @@ struct clsm_config {
     /* Operator commands on devices. */
     long long command_deadline_s;
     long long command_ack_timeout_s;
+    long long request_grid_deadline_s;
+    long long request_cascade_deadline_s;
+    long long request_market_deadline_s;
+    long long request_max_targets;
 };
 
 /* Where a value came from and what was wrong with it, for messages such as

@@ -47,6 +47,7 @@ struct cmd {
     int attempts;
     int stored;      /* durable at least once: may be sent */
     char error[512]; /* holds a GWA reason (up to 255 bytes) with its prefix */
+    bool permanent;  /* failed for a reason retrying will not change */
     struct event *timer;
     int dirty;
     struct cmd *dirty_next;
@@ -81,6 +82,7 @@ struct dispatch {
     size_t ncmd_buckets, ncmds;
     int counts[C_NSTATES];
     uint64_t entered[C_NSTATES];
+    struct dispatch_observer obs;
 };
 
 _Static_assert(C_NSTATES == DISPATCH_NSTATES, "dispatch.h must know every command state");
@@ -399,6 +401,9 @@ static void cmd_set_state(struct dispatch *d, struct cmd *c, enum cmd_state to, 
     LOG(to == C_FAILED ? LOG_WARN : LOG_DEBUG, "command", LOG_S("command", c->id),
         LOG_S("device", c->dev->id), LOG_S("state", cmd_state_names[to]),
         LOG_I("attempts", c->attempts), LOG_S("error", error));
+    if (d->obs.command)
+        d->obs.command(d->obs.arg, c->dev->id, c->id, cmd_state_names[to], c->attempts,
+                       to == C_FAILED ? c->error : NULL, c->permanent);
     if (to == C_CONFIRMED || to == C_FAILED) {
         event_del(c->timer);
         json_t *p = json_pack("{s:s, s:s, s:i}", "command", c->id, "device", c->dev->id, "attempts",
@@ -598,6 +603,8 @@ static void on_opened(void *arg, struct channel *ch, const char *device)
     struct dev *v = dev_find(d, device);
     if (d->gwa)
         gwa_client_done(d->gwa, device);
+    if (d->obs.channel)
+        d->obs.channel(d->obs.arg, device, true);
     if (v == NULL)
         return; /* nothing to do for it (yet) */
     v->ch = ch;
@@ -613,6 +620,8 @@ static void on_closed(void *arg, struct channel *ch, const char *device, const c
     if (v == NULL || v->ch != ch)
         return;
     v->ch = NULL;
+    if (d->obs.channel)
+        d->obs.channel(d->obs.arg, device, false);
     /* A command in flight is asked for again; the device de-duplicates
      * its id if it got it the first time. */
     if (v->head && v->head->stored && v->head->state != C_PENDING)
@@ -662,6 +671,7 @@ static void on_ack(void *arg, const char *device, const char *cmd, int ok, int e
         char why[300];
         snprintf(why, sizeof why, "the device refused it (error %d%s%s)", error, reason ? ": " : "",
                  reason ? reason : "");
+        c->permanent = true; /* the same control would be refused again */
         cmd_set_state(d, c, C_FAILED, why);
         return;
     }
@@ -676,6 +686,8 @@ static void on_ack(void *arg, const char *device, const char *cmd, int ok, int e
 static void on_state(void *arg, const char *device, const struct lpc_state *state)
 {
     struct dispatch *d = arg;
+    if (d->obs.state)
+        d->obs.state(d->obs.arg, device, state);
     struct dev *v = dev_find(d, device);
     struct cmd *c = v ? v->head : NULL;
     if (c == NULL || c->state != C_ACKED)
@@ -704,7 +716,6 @@ void dispatch_gwa_result(void *arg, const char *device, enum gwa_outcome outcome
 {
     struct dispatch *d = arg;
     struct dev *v = dev_find(d, device);
-    (void)status;
     if (v == NULL)
         return;
     if (outcome == GWA_ACCEPTED)
@@ -716,9 +727,11 @@ void dispatch_gwa_result(void *arg, const char *device, enum gwa_outcome outcome
             ask_for_channel(d, v->head);
         return;
     }
-    /* Refused: every waiting command of the device fails with the reason. */
+    /* Refused: every waiting command of the device fails with the reason;
+     * an answer of 4xx is the GWA's verdict, not a passing failure. */
     while (v->head) {
         struct cmd *c = v->head;
+        c->permanent = status >= 400 && status < 500;
         cmd_set_state(d, c, C_FAILED, reason);
         if (v->head == c)
             break; /* not movable (already final): avoid looping */
@@ -780,6 +793,45 @@ int dispatch_submit(struct dispatch *d, const char *device, const json_t *contro
         LOG_S("by", by));
     mark_dirty(d, c);
     return 0;
+}
+
+int dispatch_send(struct dispatch *d, const char *device, const json_t *control, const char *by,
+                  int64_t deadline_ms, char id_out[DISPATCH_ID_MAX])
+{
+    struct dev *v = dev_get(d, device);
+    uint8_t rnd[8];
+    char id[40], hex[17];
+
+    if (v == NULL)
+        return -ENOENT;
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return -EIO;
+    hex_encode(rnd, sizeof rnd, hex);
+    snprintf(id, sizeof id, "cmd-%s", hex);
+    struct cmd *c = cmd_new(d, v, id, control, by, deadline_ms);
+    if (c == NULL)
+        return -ENOMEM;
+    if (id_out)
+        str_copy(id_out, DISPATCH_ID_MAX, id);
+    mark_dirty(d, c);
+    return 0;
+}
+
+const char *dispatch_busy(struct dispatch *d, const char *device)
+{
+    struct dev *v = dev_find(d, device);
+    return v && v->head ? v->head->id : NULL;
+}
+
+bool dispatch_channel_open(struct dispatch *d, const char *device)
+{
+    struct dev *v = dev_find(d, device);
+    return v && v->ch && channel_state_of(v->ch) == CH_OPEN;
+}
+
+void dispatch_set_observer(struct dispatch *d, const struct dispatch_observer *o)
+{
+    d->obs = *o;
 }
 
 int dispatch_command(struct dispatch *d, const char *id, json_t **out)

@@ -24,10 +24,12 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "channel/channel.h"
 #include "channel/gwa_client.h"
+#include "driver/lpc_msg.h"
 
 struct store;
 struct audit;
@@ -69,6 +71,45 @@ typedef void (*dispatch_done_fn)(void *arg, int rc, const json_t *command);
  */
 int dispatch_submit(struct dispatch *d, const char *device, const json_t *control, const char *by,
                     int64_t deadline_ms, dispatch_done_fn done, void *arg);
+
+#define DISPATCH_ID_MAX 40
+
+/*
+ * Queue 'control' for 'device' on behalf of 'by' without an answer
+ * callback (the reconciler's way): the command is written by the next
+ * commit, together with whatever the caller changed in this loop
+ * iteration, and sent after it. Its id is copied to 'id_out' (may be
+ * NULL). The observer hears of its progress. Returns 0, -ENOENT (no such
+ * device), -ENOMEM or -EIO.
+ */
+int dispatch_send(struct dispatch *d, const char *device, const json_t *control, const char *by,
+                  int64_t deadline_ms, char id_out[DISPATCH_ID_MAX]);
+
+/* The id of the device's unfinished command (the head of its queue), or
+ * NULL; valid until the loop runs again. */
+const char *dispatch_busy(struct dispatch *d, const char *device);
+
+/* Whether the device has an open channel now. */
+bool dispatch_channel_open(struct dispatch *d, const char *device);
+
+/*
+ * Who wants to hear what happens to devices (the reconciler). Every
+ * pointer is valid during the call only; callbacks may submit commands.
+ *   command: a command changed state ('state' as in the diagram above;
+ *            'error' for failed; 'permanent' when retrying cannot help:
+ *            the GWA refused with a 4xx, the device refused the control)
+ *   state:   the device reported its state (before any confirmation it
+ *            brings is announced through 'command')
+ *   channel: a channel to the device opened or closed
+ */
+struct dispatch_observer {
+    void (*command)(void *arg, const char *device, const char *cmd, const char *state, int attempts,
+                    const char *error, bool permanent);
+    void (*state)(void *arg, const char *device, const struct lpc_state *st);
+    void (*channel)(void *arg, const char *device, bool open);
+    void *arg;
+};
+void dispatch_set_observer(struct dispatch *d, const struct dispatch_observer *o);
 
 /* The command with that id in API form (new reference), or -ENOENT. */
 int dispatch_command(struct dispatch *d, const char *id, json_t **out);

@@ -129,7 +129,87 @@ static const char migration_2[] =
 static const char migration_3[] =
     /* Who may see an event (audit.h): party ids separated by spaces; empty
      * means the admin only. Part of the event's hash when not empty. */
-    "ALTER TABLE events ADD COLUMN audience TEXT NOT NULL DEFAULT '';";
+    "ALTER TABLE events ADD COLUMN audience TEXT NOT NULL DEFAULT '';"
 
-const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3};
+    /* Webhook subscriptions (webhook.h): where a party wants its events
+     * posted, which kinds, the signing secret (kept as given: signing needs
+     * it), and how far delivery got ('cursor': the last event seq handled). */
+    "CREATE TABLE webhooks ("
+    " id TEXT PRIMARY KEY,"
+    " party TEXT REFERENCES parties(id) ON DELETE CASCADE,"
+    " admin INTEGER NOT NULL CHECK (admin IN (0, 1)),"
+    " url TEXT NOT NULL,"
+    " kinds TEXT NOT NULL,"
+    " secret TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " cursor INTEGER NOT NULL CHECK (cursor >= 0),"
+    " state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active','failing')),"
+    " failures INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " last_attempt_at INTEGER, last_success_at INTEGER, failing_since INTEGER) STRICT;"
+    "CREATE INDEX webhooks_party ON webhooks(party);";
+
+static const char migration_4[] =
+    /* Switching and control requests (request/requests.h). 'spec' is the
+     * canonical request as JSON, 'decision' the arbiter's verdict with its
+     * counts; 'seq' is the admission order the arbiter ranks by. A request
+     * is in force while ended_at is NULL. The first answer is kept for
+     * Idempotency-Key replays. */
+    "CREATE TABLE requests ("
+    " id TEXT PRIMARY KEY,"
+    " seq INTEGER NOT NULL UNIQUE,"
+    " party TEXT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " spec TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('received','admitted','rejected','scheduled',"
+    "'executing','completed','partially_completed','late','failed','cancelled','superseded',"
+    "'expired')),"
+    " decision TEXT NOT NULL,"
+    " deadline INTEGER NOT NULL,"
+    " window_end INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " ended_at INTEGER,"
+    " superseded_by TEXT,"
+    " idem_key TEXT,"
+    " body_hash TEXT,"
+    " answer TEXT) STRICT;"
+    "CREATE UNIQUE INDEX requests_idem ON requests(party, idem_key) WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX requests_party ON requests(party, seq);"
+    "CREATE INDEX requests_state ON requests(state, seq);"
+    "CREATE INDEX requests_live ON requests(seq) WHERE ended_at IS NULL"
+    " OR state IN ('admitted','scheduled','executing');"
+    /* What a request does on each installation it targets: the arbiter's
+     * decision and the resolved steps (JSON) it put in force. */
+    "CREATE TABLE request_targets ("
+    " request TEXT NOT NULL,"
+    " installation TEXT NOT NULL,"
+    " device TEXT NOT NULL,"
+    " code TEXT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " conflict TEXT,"
+    " steps TEXT NOT NULL,"
+    " PRIMARY KEY (request, installation)) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX request_targets_installation ON request_targets(installation);"
+    /* One execution per request and device, with the time of each step. */
+    "CREATE TABLE executions ("
+    " request TEXT NOT NULL,"
+    " device TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('pending','channel_requested','channel_open','sent',"
+    "'acked','confirmed','failed','skipped')),"
+    " late INTEGER NOT NULL DEFAULT 0,"
+    " deadline INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " command TEXT,"
+    " steps TEXT NOT NULL,"
+    " PRIMARY KEY (request, device)) STRICT, WITHOUT ROWID;"
+    /* The state each device last confirmed (JSON), for reconciliation. */
+    "CREATE TABLE device_states ("
+    " device TEXT PRIMARY KEY,"
+    " state TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL) STRICT;";
+
+const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3,
+                                               migration_4};
 const int store_sqlite_nmigrations = (int)ARRAY_LEN(store_sqlite_migrations);

@@ -143,3 +143,89 @@ int store_command_active(struct store *s, json_t **items)
 {
     return s->ops->command_active(s, items);
 }
+
+/* --- reading events; webhook subscriptions ------------------------------------ */
+
+int store_event_list(struct store *s, const struct store_event_filter *f, json_t **items)
+{
+    return s->ops->event_list(s, f, items);
+}
+
+int store_webhook_insert(struct store *s, const struct store_webhook *w)
+{
+    return s->ops->webhook_insert(s, w);
+}
+
+int store_webhook_all(struct store *s, json_t **items)
+{
+    return s->ops->webhook_all(s, items);
+}
+
+int store_webhook_delete(struct store *s, const char *id)
+{
+    return s->ops->webhook_delete(s, id);
+}
+
+int store_webhook_progress(struct store *s, const struct store_webhook_state *st)
+{
+    return s->ops->webhook_progress(s, st);
+}
+
+/* --- requests ---------------------------------------------------------------- */
+
+int store_request_put(struct store *s, const struct store_request *r)
+{
+    return s->ops->request_put(s, r);
+}
+
+int store_request_get(struct store *s, const char *id, json_t **out)
+{
+    return s->ops->request_get(s, id, out);
+}
+
+int store_request_find_idem(struct store *s, const char *party, const char *key, json_t **out)
+{
+    return s->ops->request_find_idem(s, party, key, out);
+}
+
+int store_request_max_seq(struct store *s, int64_t *seq)
+{
+    return s->ops->request_max_seq(s, seq);
+}
+
+int store_request_list(struct store *s, const struct store_request_query *q, json_t **items,
+                       int *more)
+{
+    return s->ops->request_list(s, q, items, more);
+}
+
+int store_target_put(struct store *s, const struct store_target *t)
+{
+    return s->ops->target_put(s, t);
+}
+
+int store_targets_of(struct store *s, const char *request, json_t **items)
+{
+    return s->ops->targets_of(s, request, items);
+}
+
+int store_execution_put(struct store *s, const struct store_execution *e)
+{
+    return s->ops->execution_put(s, e);
+}
+
+int store_executions_of(struct store *s, const char *request, const char *after, int limit,
+                        json_t **items, int *more)
+{
+    return s->ops->executions_of(s, request, after, limit, items, more);
+}
+
+int store_device_state_put(struct store *s, const char *device, const char *state, int64_t at)
+{
+    return s->ops->device_state_put(s, device, state, at);
+}
+
+int store_device_state_get(struct store *s, const char *device, json_t **out)
+{
+    return s->ops->device_state_get(s, device, out);
+}

@@ -148,4 +148,115 @@ int store_command_put(struct store *s, const struct store_command *cmd);
 int store_command_get(struct store *s, const char *id, json_t **out);
 int store_command_active(struct store *s, json_t **items);
 
+/*
+ * Reading the event log (live events, webhooks, the audit listing).
+ * store_event_list() returns, in sequence order, at most 'limit' events with
+ * after < seq <= upto (the range bounds the rows examined, so a filter that
+ * matches little cannot make one call scan the whole log) whose audience
+ * names 'party' (NULL: any event) and whose kind starts with one of 'kinds'
+ * (none: any kind). Items are objects with seq, time_ms, kind, subject,
+ * actor, audience, payload (the stored text, which the hash covers),
+ * prev_hash and hash (lower-case hex).
+ */
+#define STORE_EVENT_KINDS 16
+#define STORE_EVENT_LIMIT 10000
+struct store_event_filter {
+    int64_t after, upto;
+    const char *party;
+    const char *const *kinds;
+    size_t nkinds; /* at most STORE_EVENT_KINDS */
+    int limit;     /* 1..STORE_EVENT_LIMIT */
+};
+int store_event_list(struct store *s, const struct store_event_filter *f, json_t **items);
+
+/*
+ * Webhook subscriptions (webhook.h). 'party' is NULL for the configured
+ * admin token; 'kinds' is a JSON array of kind prefixes as text; 'secret'
+ * may be NULL. store_webhook_all() returns every subscription as objects
+ * with the members id, party (string or null), admin (bool), url, kinds
+ * (array), secret (string or null), created_at, cursor, state, failures,
+ * last_error, last_attempt_at, last_success_at and failing_since (times in
+ * milliseconds or null). store_webhook_progress() writes how far delivery
+ * got; -ENOENT when the subscription is gone (its party was deleted).
+ */
+struct store_webhook {
+    const char *id, *party, *url, *kinds, *secret;
+    int admin;
+    int64_t created_at, cursor;
+};
+struct store_webhook_state {
+    const char *id;
+    int64_t cursor;
+    const char *state; /* "active" or "failing" */
+    int failures;
+    const char *last_error;                                /* NULL: none */
+    int64_t last_attempt_at, last_success_at, failing_since; /* 0: never */
+};
+int store_webhook_insert(struct store *s, const struct store_webhook *w);
+int store_webhook_all(struct store *s, json_t **items);
+int store_webhook_delete(struct store *s, const char *id);
+int store_webhook_progress(struct store *s, const struct store_webhook_state *st);
+
+/*
+ * Requests (request/requests.h). A request row is written whole the first
+ * time ('is_new'), later only its state, decision, times and
+ * superseded_by change. 'spec' and 'decision' are JSON text; window_end is
+ * INT64_MAX for a window without end; ended_at is 0 while the request is
+ * in force. The idempotency fields are written only with the first row.
+ * Reads return rows as JSON objects with spec and decision parsed and the
+ * times in milliseconds.
+ */
+struct store_request {
+    const char *id, *party, *role, *spec, *state, *decision;
+    const char *superseded_by;             /* NULL: none */
+    const char *idem_key, *body_hash, *answer; /* NULL: none */
+    int64_t seq, deadline, window_end, created_at, updated_at, ended_at;
+    int is_new;
+};
+int store_request_put(struct store *s, const struct store_request *r);
+int store_request_get(struct store *s, const char *id, json_t **out);
+/* The request 'party' sent with Idempotency-Key 'key' (-ENOENT: none). */
+int store_request_find_idem(struct store *s, const char *party, const char *key, json_t **out);
+/* The highest seq given so far (0 when none). */
+int store_request_max_seq(struct store *s, int64_t *seq);
+
+/* A list of requests, newest first (seq descending): of one party or all,
+ * in one state or all, or only those in force or unfinished ('live', for
+ * start-up, oldest first); keyset pagination by seq. */
+struct store_request_query {
+    const char *party;  /* NULL: every party */
+    const char *state;  /* NULL: every state */
+    int live;           /* ended_at NULL or state unfinished; ascending */
+    int64_t before_seq; /* 0: from the newest (ascending with 'live': after_seq) */
+    int limit;          /* 1..10000 */
+};
+int store_request_list(struct store *s, const struct store_request_query *q, json_t **items,
+                       int *more);
+
+/* What a request does on one installation. */
+struct store_target {
+    const char *request, *installation, *device, *code, *text, *steps;
+    const char *conflict; /* NULL: none */
+};
+int store_target_put(struct store *s, const struct store_target *t);
+/* The targets of a request, by installation id. */
+int store_targets_of(struct store *s, const char *request, json_t **items);
+
+/* One execution (request, device); written whole each time. */
+struct store_execution {
+    const char *request, *device, *state, *steps;
+    const char *error, *command; /* NULL: none */
+    int64_t deadline;
+    int late, attempts;
+};
+int store_execution_put(struct store *s, const struct store_execution *e);
+/* Executions of a request by device id, after 'after' (NULL: from the
+ * first), at most 'limit' (1..10000). */
+int store_executions_of(struct store *s, const char *request, const char *after, int limit,
+                        json_t **items, int *more);
+
+/* The state a device last confirmed, as JSON text (reconciliation). */
+int store_device_state_put(struct store *s, const char *device, const char *state, int64_t at);
+int store_device_state_get(struct store *s, const char *device, json_t **out);
+
 #endif

@@ -42,6 +42,26 @@ struct store_ops {
     int (*command_put)(struct store *s, const struct store_command *cmd);
     int (*command_get)(struct store *s, const char *id, json_t **out);
     int (*command_active)(struct store *s, json_t **items);
+    /* Reading events; webhook subscriptions. */
+    int (*event_list)(struct store *s, const struct store_event_filter *f, json_t **items);
+    int (*webhook_insert)(struct store *s, const struct store_webhook *w);
+    int (*webhook_all)(struct store *s, json_t **items);
+    int (*webhook_delete)(struct store *s, const char *id);
+    int (*webhook_progress)(struct store *s, const struct store_webhook_state *st);
+    /* Requests, their targets and executions; device states. */
+    int (*request_put)(struct store *s, const struct store_request *r);
+    int (*request_get)(struct store *s, const char *id, json_t **out);
+    int (*request_find_idem)(struct store *s, const char *party, const char *key, json_t **out);
+    int (*request_max_seq)(struct store *s, int64_t *seq);
+    int (*request_list)(struct store *s, const struct store_request_query *q, json_t **items,
+                        int *more);
+    int (*target_put)(struct store *s, const struct store_target *t);
+    int (*targets_of)(struct store *s, const char *request, json_t **items);
+    int (*execution_put)(struct store *s, const struct store_execution *e);
+    int (*executions_of)(struct store *s, const char *request, const char *after, int limit,
+                         json_t **items, int *more);
+    int (*device_state_put)(struct store *s, const char *device, const char *state, int64_t at);
+    int (*device_state_get)(struct store *s, const char *device, json_t **out);
 };
 
 struct store {

@@ -7,6 +7,7 @@
  * bound, never pasted into SQL; the only names pasted are table and column
  * names from the constant descriptors.
  */
+#include "store/sqlite_impl.h"
 #include "store/store_impl.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -741,6 +743,28 @@ static int sq_command_active(struct store *s, json_t **items)
     return 0;
 }
 
+/* --- for the other files of the backend (sqlite_impl.h) ------------------------ */
+
+sqlite3_stmt *sq__prep(struct store *s, const char *sql)
+{
+    return prep(SQ(s), sql);
+}
+
+int sq__step_done(struct store *s, sqlite3_stmt *st)
+{
+    return step_done(SQ(s), st);
+}
+
+int sq__fail(struct store *s)
+{
+    return db_fail(SQ(s), sqlite3_extended_errcode(SQ(s)->db));
+}
+
+int sq__changes(struct store *s)
+{
+    return sqlite3_changes(SQ(s)->db);
+}
+
 /* --- transactions and life cycle ------------------------------------------ */
 
 static int sq_begin(struct store *s)
@@ -813,6 +837,13 @@ static void sq_close(struct store *s)
     free(q);
 }
 
+/* Reading events and webhook subscriptions (at the end of this file). */
+static int sq_event_list(struct store *s, const struct store_event_filter *f, json_t **items);
+static int sq_webhook_insert(struct store *s, const struct store_webhook *w);
+static int sq_webhook_all(struct store *s, json_t **items);
+static int sq_webhook_delete(struct store *s, const char *id);
+static int sq_webhook_progress(struct store *s, const struct store_webhook_state *st);
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -838,6 +869,22 @@ static const struct store_ops sqlite_ops = {
     .command_put = sq_command_put,
     .command_get = sq_command_get,
     .command_active = sq_command_active,
+    .event_list = sq_event_list,
+    .webhook_insert = sq_webhook_insert,
+    .webhook_all = sq_webhook_all,
+    .webhook_delete = sq_webhook_delete,
+    .webhook_progress = sq_webhook_progress,
+    .request_put = sq__request_put,
+    .request_get = sq__request_get,
+    .request_find_idem = sq__request_find_idem,
+    .request_max_seq = sq__request_max_seq,
+    .request_list = sq__request_list,
+    .target_put = sq__target_put,
+    .targets_of = sq__targets_of,
+    .execution_put = sq__execution_put,
+    .executions_of = sq__executions_of,
+    .device_state_put = sq__device_state_put,
+    .device_state_get = sq__device_state_get,
 };
 
 /* mkdir -p of the directory holding 'path'. */
@@ -967,4 +1014,207 @@ int store_sqlite_open(const char *path, const struct store_options *opt, struct 
     }
     *out = &q->base;
     return 0;
+}
+
+/* --- reading events; webhook subscriptions ----------------------------------- */
+
+/* A column as a JSON string; bytes that are not UTF-8 (only a hand-edited
+ * database has them) are replaced, so that the row can still be shown. */
+static json_t *text_col(sqlite3_stmt *st, int col)
+{
+    const char *p = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    if (p == NULL)
+        return json_null();
+    json_t *v = json_stringn(p, n);
+    if (v == NULL) {
+        char *copy = strndup(p, n);
+        if (copy) {
+            jsonx_utf8_repair(copy);
+            v = json_string(copy);
+            free(copy);
+        }
+    }
+    return v ? v : json_string("");
+}
+
+static json_t *hex_col(sqlite3_stmt *st, int col)
+{
+    char hex[129];
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    const void *p = sqlite3_column_blob(st, col);
+    hex_encode(p ? p : "", n > 64 ? 64 : n, hex);
+    return json_string(hex);
+}
+
+static int sq_event_list(struct store *s, const struct store_event_filter *f, json_t **items)
+{
+    struct sq *q = SQ(s);
+    struct sb b = {.n = 0};
+    sqlite3_stmt *st;
+    int rc;
+
+    *items = NULL;
+    if (f->nkinds > STORE_EVENT_KINDS || f->limit < 1 || f->limit > STORE_EVENT_LIMIT)
+        return -EINVAL;
+    sb_add(&b, "SELECT seq, time, kind, subject, actor, audience, payload, prev_hash, hash"
+               " FROM events WHERE seq > ?1 AND seq <= ?2");
+    if (f->party)
+        sb_add(&b, " AND instr(' ' || audience || ' ', ' ' || ?4 || ' ') > 0");
+    for (size_t i = 0; i < f->nkinds; i++)
+        sb_add(&b, "%s substr(kind, 1, length(?%zu)) = ?%zu", i ? " OR" : " AND (", i + 5, i + 5);
+    sb_add(&b, "%s ORDER BY seq LIMIT ?3", f->nkinds ? ")" : "");
+    if (b.overflow || (st = prep(q, b.s)) == NULL)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, f->after);
+    sqlite3_bind_int64(st, 2, f->upto);
+    sqlite3_bind_int(st, 3, f->limit);
+    if (f->party)
+        sqlite3_bind_text(st, 4, f->party, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < f->nkinds; i++)
+        sqlite3_bind_text(st, (int)i + 5, f->kinds[i], -1, SQLITE_STATIC);
+    json_t *arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = json_object();
+        json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 0)));
+        json_object_set_new(o, "time_ms", json_integer(sqlite3_column_int64(st, 1)));
+        json_object_set_new(o, "kind", text_col(st, 2));
+        json_object_set_new(o, "subject", text_col(st, 3));
+        json_object_set_new(o, "actor", text_col(st, 4));
+        json_object_set_new(o, "audience", text_col(st, 5));
+        json_object_set_new(o, "payload", text_col(st, 6));
+        json_object_set_new(o, "prev_hash", hex_col(st, 7));
+        json_object_set_new(o, "hash", hex_col(st, 8));
+        json_array_append_new(arr, o);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_fail(q, sqlite3_extended_errcode(q->db));
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *items = arr;
+    return 0;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+static void bind_time_or_null(sqlite3_stmt *st, int idx, int64_t ms)
+{
+    if (ms)
+        sqlite3_bind_int64(st, idx, ms);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+static int sq_webhook_insert(struct store *s, const struct store_webhook *w)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "INSERT INTO webhooks (id, party, admin, url, kinds, secret,"
+                               " created_at, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, w->party);
+    sqlite3_bind_int(st, 3, w->admin != 0);
+    sqlite3_bind_text(st, 4, w->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, w->kinds, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 6, w->secret);
+    sqlite3_bind_int64(st, 7, w->created_at);
+    sqlite3_bind_int64(st, 8, w->cursor);
+    return step_done(q, st);
+}
+
+static json_t *int_or_null(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL
+               ? json_null()
+               : json_integer(sqlite3_column_int64(st, col));
+}
+
+static int sq_webhook_all(struct store *s, json_t **items)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st =
+        prep(q, "SELECT id, party, admin, url, kinds, secret, created_at, cursor, state, failures,"
+                " last_error, last_attempt_at, last_success_at, failing_since"
+                " FROM webhooks ORDER BY id");
+    int rc;
+    *items = NULL;
+    if (st == NULL)
+        return -EIO;
+    json_t *arr = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *kinds = json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL);
+        json_t *o = json_object();
+        json_object_set_new(o, "id", text_col(st, 0));
+        json_object_set_new(o, "party", text_col(st, 1));
+        json_object_set_new(o, "admin", json_boolean(sqlite3_column_int(st, 2)));
+        json_object_set_new(o, "url", text_col(st, 3));
+        json_object_set_new(o, "kinds", json_is_array(kinds) ? kinds : json_array());
+        if (kinds && !json_is_array(kinds))
+            json_decref(kinds);
+        json_object_set_new(o, "secret", text_col(st, 5));
+        json_object_set_new(o, "created_at", json_integer(sqlite3_column_int64(st, 6)));
+        json_object_set_new(o, "cursor", json_integer(sqlite3_column_int64(st, 7)));
+        json_object_set_new(o, "state", text_col(st, 8));
+        json_object_set_new(o, "failures", json_integer(sqlite3_column_int64(st, 9)));
+        json_object_set_new(o, "last_error", text_col(st, 10));
+        json_object_set_new(o, "last_attempt_at", int_or_null(st, 11));
+        json_object_set_new(o, "last_success_at", int_or_null(st, 12));
+        json_object_set_new(o, "failing_since", int_or_null(st, 13));
+        json_array_append_new(arr, o);
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_fail(q, sqlite3_extended_errcode(q->db));
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *items = arr;
+    return 0;
+}
+
+static int sq_webhook_delete(struct store *s, const char *id)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "DELETE FROM webhooks WHERE id = ?1");
+    int rc;
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = step_done(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = -ENOENT;
+    return rc;
+}
+
+static int sq_webhook_progress(struct store *s, const struct store_webhook_state *w)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = prep(q, "UPDATE webhooks SET cursor = ?2, state = ?3, failures = ?4,"
+                               " last_error = ?5, last_attempt_at = ?6, last_success_at = ?7,"
+                               " failing_since = ?8 WHERE id = ?1");
+    if (st == NULL)
+        return -EIO;
+    sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, w->cursor);
+    sqlite3_bind_text(st, 3, w->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, w->failures);
+    bind_text_or_null(st, 5, w->last_error);
+    bind_time_or_null(st, 6, w->last_attempt_at);
+    bind_time_or_null(st, 7, w->last_success_at);
+    bind_time_or_null(st, 8, w->failing_since);
+    int rc = step_done(q, st);
+    if (rc == 0 && sqlite3_changes(q->db) == 0)
+        rc = -ENOENT;
+    return rc;
 }

@@ -233,6 +233,20 @@ SMGW_SIM = os.path.join(BUILD_DIR, "clsm-smgw-sim")
 FLEET = os.path.join(SOURCE_DIR, "scripts", "fleet.py")
 
 
+def iso(t):
+    """RFC 3339 in UTC with milliseconds for a Unix time in seconds."""
+    ms = int(round(t * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def parse_time(s):
+    """Unix seconds of an RFC 3339 time as clsmd writes it (UTC, 'Z')."""
+    import calendar
+    base, _, frac = s.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + \
+        (int(frac) / 10 ** len(frac) if frac else 0)
+
+
 def free_port(kind=None):
     import socket
     s = socket.socket(socket.AF_INET, kind or socket.SOCK_STREAM)
@@ -353,8 +367,11 @@ class System:
 
     def sim_device(self, dev, cmd=None):
         c = http.client.HTTPConnection("127.0.0.1", self.stats_port, timeout=10)
-        c.request("GET", "/v1/devices/%s%s" % (dev, "?cmd=" + cmd if cmd else ""))
-        return json.loads(c.getresponse().read())
+        try:
+            c.request("GET", "/v1/devices/%s%s" % (dev, "?cmd=" + cmd if cmd else ""))
+            return json.loads(c.getresponse().read())
+        finally:
+            c.close()
 
     def gwa_stats(self):
         """The GWA simulator's counters, fetched as the EMT (curl: Python's ssl

@@ -152,9 +152,9 @@ class HalfCloseTest(clsmtest.ServerTest):
 
 
 def small_files():
-    """In the child: writes beyond 256 KiB fail with EFBIG instead of a signal."""
+    """In the child: writes beyond 512 KiB fail with EFBIG instead of a signal."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512 << 10, 512 << 10))
 
 
 class StoreFailureTest(unittest.TestCase):
