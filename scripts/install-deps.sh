@@ -2,7 +2,8 @@
 # install-deps.sh - install the Debian packages clsm needs, and nothing else.
 #
 # Usage: scripts/install-deps.sh [build|check|bench|all]...
-#   build  compiler, CMake and the libraries clsmd and its tools link against
+#   build  compiler, CMake and the libraries clsmd and its tools link against;
+#          python3 for the demo scenario and the fleet generator
 #   check  build + what the tests need (cmocka, clang for sanitizers and fuzzing,
 #          clang-format, python3 for the integration tests)
 #   bench  build + load generators (wrk), the reference server (nginx), openssl
@@ -12,7 +13,7 @@
 # and installs what is missing. Needs root (or sudo) only when something is missing.
 set -eu
 
-pkgs_build="build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev \
+pkgs_build="build-essential cmake pkg-config python3 libevent-dev libssl-dev libsqlite3-dev \
 libjansson-dev libcurl4-openssl-dev libmosquitto-dev ca-certificates"
 pkgs_check="libcmocka-dev clang libclang-rt-14-dev clang-format python3 sqlite3 curl openssl"
 pkgs_bench="wrk nginx iproute2 procps python3 curl openssl"

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,27 +161,37 @@ static int load_gwas(struct sim *s, json_t *doc, json_t *by_gwa)
     return 0;
 }
 
-/* The model of a device follows its largest installation. */
+/* The model of a device follows its largest installation; a device whose
+ * installations consume and produce (PV with a battery) gets the model
+ * with both directions, so that it takes limits of either. */
 static void device_model(json_t *insts, const char *device, enum steuerbox_kind *kind,
                          uint32_t *rated)
 {
     json_t *it;
     size_t i;
+    bool cons = false, prod = false;
     *kind = SB_HEAT_PUMP;
     *rated = 11000;
     json_int_t best = 0;
     json_array_foreach(insts, i, it)
     {
         const char *d = json_string_value(json_object_get(it, "device"));
+        const char *dir = json_string_value(json_object_get(it, "direction"));
         json_int_t w = json_integer_value(json_object_get(it, "rated_power_w"));
         enum steuerbox_kind k;
-        if (d == NULL || strcmp(d, device) != 0 || w <= best ||
+        if (d == NULL || strcmp(d, device) != 0)
+            continue;
+        cons = cons || (dir && strcmp(dir, "production") != 0);
+        prod = prod || (dir && strcmp(dir, "consumption") != 0);
+        if (w <= best ||
             steuerbox_kind_parse(json_string_value(json_object_get(it, "kind")), &k) != 0)
             continue;
         best = w;
         *kind = k;
         *rated = (uint32_t)w;
     }
+    if (cons && prod)
+        *kind = SB_BATTERY;
 }
 
 static int cmp_dev_gw(const void *a, const void *b)
