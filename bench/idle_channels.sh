@@ -25,8 +25,7 @@ nginx_pid=""
 load_pid=""
 trap 'kill $load_pid $clsmd_pid $nginx_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+. "$here/bench/lib.sh"
 
 limit=$(ulimit -n)
 if [ "$limit" != unlimited ] && [ "$limit" -lt $((n + 200)) ]; then

@@ -27,8 +27,7 @@ clsmd_pid=""
 load_pid=""
 trap 'kill $load_pid $clsmd_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. "$here/bench/lib.sh"
 
 python3 "$here/scripts/fleet.py" --gateways "$n" --prefix XWC --out "$work/fleet.json" \
 	--ids "$work/ids"

@@ -3,7 +3,7 @@
 document with N gateways, one Steuerbox each and one installation behind it,
 and the gateway ids one per line (for clsm-pki smgw --ids).
 
-  scripts/fleet.py --gateways N [--prefix XMP] [--gwa ID=URL]... --out DOC --ids FILE
+  scripts/fleet.py --gateways N [--prefix XMP] [--gwa ID=URL]... [--kinds K,...] --out DOC --ids FILE
 
 Gateways are spread over feeders of 1,000; the installations alternate
 between heat pumps, wallboxes and PV. Deterministic: the same arguments give
@@ -18,7 +18,7 @@ KINDS = [("heat_pump", "consumption", 9000, True), ("wallbox", "consumption", 11
          ("pv", "production", 8000, False)]
 
 
-def build(n, prefix, gwas):
+def build(n, prefix, gwas, kinds=KINDS):
     doc = {"parties": [{"id": VNB, "name": "Netz Flotte GmbH", "role": "vnb"}],
            "segments": [{"id": "FLEET", "name": "Flotte", "level": "substation", "vnb": VNB}],
            "gwas": [{"id": g, "name": g, "endpoint": url, "max_concurrent": 64} for g, url in gwas],
@@ -33,7 +33,7 @@ def build(n, prefix, gwas):
         ids.append(gw)
         seg = "FLEET.F%d" % (i // 1000 + 1)
         dev = "SB-%s" % gw
-        kind, direction, rated, s14a = KINDS[i % len(KINDS)]
+        kind, direction, rated, s14a = kinds[i % len(kinds)]
         doc["smgws"].append({"id": gw, "gwa": gwas[i % len(gwas)][0], "segment": seg})
         doc["devices"].append({"id": dev, "smgw": gw, "kind": "steuerbox"})
         doc["installations"].append({"id": "INS-%s" % gw, "device": dev, "kind": kind,
@@ -50,11 +50,19 @@ def main():
                     help="ID=URL of a GWA (repeatable; gateways are spread over them)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--ids", required=True)
+    ap.add_argument("--kinds", default=",".join(k[0] for k in KINDS),
+                    help="installation kinds to alternate, comma-separated (default: all)")
     a = ap.parse_args()
     if len(a.prefix) != 3 or not a.prefix.isalpha() or not a.prefix.isupper():
         sys.exit("fleet.py: --prefix must be three upper-case letters")
     gwas = [tuple(g.split("=", 1)) for g in a.gwa] or [("GWA-01", "https://127.0.0.1:9441")]
-    doc, ids = build(a.gateways, a.prefix, gwas)
+    kinds = []
+    for name in a.kinds.split(","):
+        match = [k for k in KINDS if k[0] == name]
+        if not match:
+            sys.exit("fleet.py: --kinds: unknown kind %r" % name)
+        kinds += match
+    doc, ids = build(a.gateways, a.prefix, gwas, kinds)
     with open(a.out, "w") as f:
         json.dump(doc, f)
     with open(a.ids, "w") as f:

@@ -706,8 +706,7 @@ static const struct command commands[] = {
      "send a control to a device (admin); --wait follows it until confirmed or failed",
      cmd_command},
     {"events", "[--after SEQ] [--kind PREFIX,...] [--count N]",
-     "follow the live events this token may see (after SEQ: the log from there first)",
-     cmd_events},
+     "follow the live events this token may see (after SEQ: the log from there first)", cmd_events},
     {"audit", "verify [--db FILE] [--anchor SEQ:HASH]",
      "check the hash chain of the event log (admin; --db reads the SQLite file itself); "
      "exit 1 at the first broken link",

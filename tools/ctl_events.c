@@ -127,8 +127,8 @@ static int report(const struct verify *v, int64_t anchor_seq, int have_anchor, i
                               (json_int_t)v->chain.checked, "last_seq", (json_int_t)v->chain.seq);
         json_object_set_new(o, "last_hash", head[0] ? json_string(head) : json_null());
         if (broken) {
-            json_object_set_new(o, "fault", json_string(broken == 2 ? "anchor"
-                                                                    : fault_name(v->fault)));
+            json_object_set_new(o, "fault",
+                                json_string(broken == 2 ? "anchor" : fault_name(v->fault)));
             json_object_set_new(o, "seq", json_integer(broken == 2 ? anchor_seq : v->fault_seq));
             json_object_set_new(o, "detail", json_string(msg));
         }
@@ -235,8 +235,12 @@ static int verify_db(const char *file, struct verify *v, struct anchor *a)
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct audit_event ev = {
-            sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2),
-            col_text(st, 3),             col_text(st, 4),             col_text(st, 5),
+            sqlite3_column_int64(st, 0),
+            sqlite3_column_int64(st, 1),
+            col_text(st, 2),
+            col_text(st, 3),
+            col_text(st, 4),
+            col_text(st, 5),
             col_text(st, 6),
         };
         uint8_t prev[32] = {0}, hash[32] = {0};

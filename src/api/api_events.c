@@ -54,6 +54,12 @@ void api__events_free(struct api *api)
     api->webhooks = NULL;
 }
 
+void api__events_party_deleted(struct api *api, const char *party)
+{
+    if (api->webhooks)
+        webhooks_forget_party(api->webhooks, party);
+}
+
 void api__events_metrics(const struct api *api, struct evbuffer *b)
 {
     struct events_stats es;
@@ -127,8 +133,8 @@ void api__events_stream(struct api_call *c)
         http_reply(c->req, 200, "text/event-stream", NULL, 0);
         return;
     }
-    int rc = events_stream(c->api->events, c->req, &f, after,
-                           c->who.party[0] ? c->who.party : "admin");
+    int rc =
+        events_stream(c->api->events, c->req, &f, after, c->who.party[0] ? c->who.party : "admin");
     /* From here on 'c' belongs to the stream unless it was refused. */
     if (rc == -EBUSY) {
         http_add_header(c->req, "Retry-After", "5");
@@ -175,10 +181,9 @@ void api__audit_list(struct api_call *c)
     json_array_foreach(items, i, it)
     {
         char t[40];
-        json_object_set_new(
-            it, "time",
-            json_string(time_format_ms(json_integer_value(json_object_get(it, "time_ms")), t,
-                                       sizeof t)));
+        json_object_set_new(it, "time",
+                            json_string(time_format_ms(
+                                json_integer_value(json_object_get(it, "time_ms")), t, sizeof t)));
     }
     json_t *next = json_null();
     if (json_array_size(items) == (size_t)limit)
@@ -212,8 +217,7 @@ void api__webhook_list(struct api_call *c)
     if (api__check_query(c, NULL, NULL) != 0 || !webhooks_on(c))
         return;
     api__json(c, 200,
-              json_pack("{s:o}", "items",
-                        webhooks_list(c->api->webhooks, owner(c), c->who.admin)));
+              json_pack("{s:o}", "items", webhooks_list(c->api->webhooks, owner(c), c->who.admin)));
 }
 
 void api__webhook_create(struct api_call *c)
@@ -243,8 +247,7 @@ void api__webhook_create(struct api_call *c)
                      rc == -ENOMEM ? "out of memory" : store_errmsg(c->api->store));
     } else {
         char loc[64];
-        snprintf(loc, sizeof loc, "/v1/webhooks/%s",
-                 json_string_value(json_object_get(out, "id")));
+        snprintf(loc, sizeof loc, "/v1/webhooks/%s", json_string_value(json_object_get(out, "id")));
         http_add_header(c->req, "Location", loc);
         api__json(c, 201, out);
     }

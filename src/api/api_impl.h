@@ -138,5 +138,8 @@ void api__webhook_delete(struct api_call *c);
 struct evbuffer;
 void api__events_metrics(const struct api *api, struct evbuffer *b);
 void api__events_free(struct api *api);
+/* A party was deleted: its webhook subscriptions (deleted with it in the
+ * store) stop. */
+void api__events_party_deleted(struct api *api, const char *party);
 
 #endif

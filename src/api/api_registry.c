@@ -304,6 +304,8 @@ void api__reg_delete(struct api_call *c)
         reply_store_error(c, rc);
     else {
         LOG(LOG_INFO, "registry deleted", LOG_S("kind", c->kind->name), LOG_S("id", c->params[0]));
+        if (c->kind->id == REG_PARTY)
+            api__events_party_deleted(c->api, c->params[0]);
         changed(c);
         api__json(c, 204, NULL);
     }

@@ -156,7 +156,8 @@ static void stream_closed(void *arg, int shutdown)
 {
     struct stream *s = arg;
     stream_end(s, LOG_INFO,
-               shutdown ? "event stream closed: shutting down" : "event stream closed by the client");
+               shutdown ? "event stream closed: shutting down"
+                        : "event stream closed by the client");
 }
 
 static void stream_drained(void *arg)

@@ -272,13 +272,14 @@ static json_t *hook_kinds(const struct hook *h)
 static json_t *hook_public(const struct hook *h)
 {
     json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:b, s:o, s:s, s:I, s:i}", "id", h->id, "party",
-                          h->party[0] ? json_string(h->party) : json_null(), "url", h->url,
-                          "kinds", hook_kinds(h), "has_secret", h->has_secret, "created_at",
+                          h->party[0] ? json_string(h->party) : json_null(), "url", h->url, "kinds",
+                          hook_kinds(h), "has_secret", h->has_secret, "created_at",
                           time_or_null(h->created_at), "state", state_names[h->state], "cursor",
                           (json_int_t)h->cursor, "failures", h->failures);
     if (o == NULL)
         return NULL;
-    json_object_set_new(o, "last_error", h->last_error[0] ? json_string(h->last_error) : json_null());
+    json_object_set_new(o, "last_error",
+                        h->last_error[0] ? json_string(h->last_error) : json_null());
     json_object_set_new(o, "last_attempt_at", time_or_null(h->last_attempt_at));
     json_object_set_new(o, "last_success_at", time_or_null(h->last_success_at));
     json_object_set_new(o, "failing_since", time_or_null(h->failing_since));
@@ -384,12 +385,11 @@ static int build_batch(struct webhooks *w, struct xfer *x, const json_t *items, 
     buf[0] = '[';
     json_array_foreach(items, i, it)
     {
-        json_t *ev = evfilter_event_json(
-            row_int(it, "seq"), row_int(it, "time_ms"),
-            json_string_value(json_object_get(it, "kind")),
-            json_string_value(json_object_get(it, "subject")),
-            json_string_value(json_object_get(it, "actor")),
-            json_string_value(json_object_get(it, "payload")));
+        json_t *ev = evfilter_event_json(row_int(it, "seq"), row_int(it, "time_ms"),
+                                         json_string_value(json_object_get(it, "kind")),
+                                         json_string_value(json_object_get(it, "subject")),
+                                         json_string_value(json_object_get(it, "actor")),
+                                         json_string_value(json_object_get(it, "payload")));
         char *s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
         json_decref(ev);
         size_t n = s ? strlen(s) : 0;
@@ -600,8 +600,8 @@ static void failed(struct webhooks *w, struct hook *h, const char *why, int64_t 
     if (h->backoff_s > w->cfg.retry_max_s)
         h->backoff_s = w->cfg.retry_max_s;
     h->next_try_ms = now + h->backoff_s * 1000LL;
-    LOG(LOG_INFO, "webhook delivery failed; retrying", LOG_S("webhook", h->id),
-        LOG_S("error", why), LOG_I("failures", h->failures), LOG_I("retry_in_s", h->backoff_s));
+    LOG(LOG_INFO, "webhook delivery failed; retrying", LOG_S("webhook", h->id), LOG_S("error", why),
+        LOG_I("failures", h->failures), LOG_I("retry_in_s", h->backoff_s));
     if (h->state == HOOK_ACTIVE && now - h->failing_since >= w->cfg.failing_after_s * 1000LL) {
         h->state = HOOK_FAILING;
         LOG(LOG_WARN, "webhook failing", LOG_S("webhook", h->id), LOG_S("url", h->url),
@@ -906,9 +906,9 @@ int webhooks_create(struct webhooks *w, const struct webhook_spec *spec, const c
     json_t *kinds = hook_kinds(h);
     char *kinds_text = kinds ? json_dumps(kinds, JSON_COMPACT) : NULL;
     json_decref(kinds);
-    struct store_webhook row = {h->id,        party,         h->url, kinds_text,
-                                spec->has_secret ? h->secret : NULL, admin, h->created_at,
-                                h->cursor};
+    struct store_webhook row = {
+        h->id, party,         h->url,   kinds_text, spec->has_secret ? h->secret : NULL,
+        admin, h->created_at, h->cursor};
     int rc = kinds_text ? store_webhook_insert(w->store, &row) : -ENOMEM;
     free(kinds_text);
     if (rc != 0) {
@@ -935,6 +935,18 @@ int webhooks_delete(struct webhooks *w, const char *id, const char *party, int a
     LOG(LOG_INFO, "webhook deleted", LOG_S("webhook", h->id));
     drop_hook(w, h);
     return 0;
+}
+
+void webhooks_forget_party(struct webhooks *w, const char *party)
+{
+    for (struct hook *h = w->hooks, *next; h; h = next) {
+        next = h->next;
+        if (party[0] && strcmp(h->party, party) == 0) {
+            LOG(LOG_INFO, "webhook removed with its party", LOG_S("webhook", h->id),
+                LOG_S("party", party));
+            drop_hook(w, h);
+        }
+    }
 }
 
 json_t *webhooks_list(struct webhooks *w, const char *party, int admin)

@@ -98,6 +98,11 @@ int webhooks_create(struct webhooks *w, const struct webhook_spec *spec, const c
  * it (webhook.deleted). Returns 0, -ENOENT, or the store's error. */
 int webhooks_delete(struct webhooks *w, const char *id, const char *party, int admin);
 
+/* Drop the subscriptions of a party that was deleted (the store deleted
+ * their rows with it). Subscriptions found gone otherwise (a progress write
+ * that finds no row) are dropped as well. */
+void webhooks_forget_party(struct webhooks *w, const char *party);
+
 /* The subscriptions 'party' owns (all with 'admin'), ordered by id, in
  * public form: no secret, only whether there is one. New reference. */
 json_t *webhooks_list(struct webhooks *w, const char *party, int admin);

@@ -92,7 +92,7 @@ int64_t audit_last_seq(const struct audit *a);
  */
 enum audit_fault { AUDIT_CHAIN_OK, AUDIT_CHAIN_GAP, AUDIT_CHAIN_LINK, AUDIT_CHAIN_HASH };
 struct audit_chain {
-    int64_t seq;     /* last event checked, 0 before the first */
+    int64_t seq; /* last event checked, 0 before the first */
     uint8_t hash[32];
     int64_t checked; /* events that passed */
 };

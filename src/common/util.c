@@ -158,7 +158,12 @@ int time_parse_ms(const char *s, int64_t *out)
     gmtime_r(&t, &back);
     if (back.tm_mday != d && se != 60)
         return -EINVAL; /* 30 February and friends */
-    *out = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
+    int64_t ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac_ms;
+    /* An offset may carry the instant out of 1970..9999 in UTC, where
+     * time_format_ms() could not write it so that it parses again. */
+    if (ms < 0 || ms > TIME_MAX_MS)
+        return -EINVAL;
+    *out = ms;
     return 0;
 }
 

@@ -37,8 +37,12 @@ int64_t time_mono_us(void);
  * into 'buf' (at least 25 bytes). Returns buf. */
 char *time_format_ms(int64_t ms, char *buf, size_t len);
 
+#define TIME_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
 /* Parse RFC 3339 ("2026-11-28T18:21:30Z", fractional seconds and numeric
- * offsets allowed) into milliseconds. Returns 0 or -EINVAL. */
+ * offsets allowed) into milliseconds. The instant must lie in 1970..9999
+ * in UTC, so that time_format_ms() writes it back in the same form.
+ * Returns 0 or -EINVAL. */
 int time_parse_ms(const char *s, int64_t *out);
 
 /* base64url without padding. encode writes a NUL-terminated string and returns

@@ -278,11 +278,16 @@ static void enum_list(const char *const *values, char *buf, size_t len)
 }
 
 /* Printable text: no control characters (jansson already checked UTF-8). */
+/* No C0 or C1 control characters (C1: U+0080..U+009F, 0xc2 0x80..0x9f in
+ * UTF-8, among them CSI, which terminals act on). */
 static int printable(const char *s)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
             return 0;
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            return 0;
+    }
     return 1;
 }
 

@@ -4,7 +4,8 @@
  * struct req_spec, and writing it back in canonical form.
  *
  * Pure: no I/O and no clock reads ('now' is an argument); any thread. The
- * spec is a plain value: it owns no memory and may be copied with memcpy.
+ * spec is a plain value that owns no memory; after copying it with memcpy,
+ * point act.intervals at the copy's own 'intervals'.
  */
 #ifndef CLSM_REQUEST_H
 #define CLSM_REQUEST_H
@@ -54,11 +55,13 @@ struct req_error {
  * Parse 'body' (an object) into '*out'. Every field is checked: unknown
  * fields, wrong types, values out of range, a target without an id or with
  * more than one, a filter without a segment target, parameters that do not
- * belong to the action, a window that is over, inverted, longer than
- * REQ_MAX_SPAN_MS or given neither an end, a duration nor
- * "until_released": true; schedule intervals unsorted, overlapping, outside
- * the window or spanning more than REQ_SCHEDULE_SPAN_MS; a deadline that
- * has passed or lies before the window's start. 'now' is the time of
+ * belong to the action, a window that is over, inverted, starting more than
+ * REQ_MAX_SPAN_MS ahead or ending more than twice that ahead, or given
+ * neither an end, a duration nor "until_released": true (a schedule's
+ * window defaults to its intervals and is held to the same limits);
+ * schedule intervals unsorted, overlapping, outside the window or spanning
+ * more than REQ_SCHEDULE_SPAN_MS; a deadline that has passed, lies more
+ * than twice REQ_MAX_SPAN_MS ahead or before the window's start. 'now' is the time of
  * receipt. With 'restore' (reading back a stored request) the checks
  * against 'now' are skipped. Returns 0, or -EINVAL with 'err' naming the
  * field and the reason.

@@ -262,6 +262,23 @@ static int parse_intervals(const json_t *ivs, struct req_spec *s, struct req_err
     return 0;
 }
 
+/* A window must not be over, start more than a year ahead or end more than
+ * two years ahead (checks against 'now', skipped when restoring). */
+static int window_limits(const struct req_spec *s, int64_t now, bool restore, const char *ptr,
+                         struct req_error *err)
+{
+    if (restore)
+        return 0;
+    if (s->act.end_ms <= now)
+        return fail(err, ptr, "the window is already over");
+    if (s->act.start_ms > now + REQ_MAX_SPAN_MS)
+        return fail(err, s->act.action == ARB_SCHEDULE ? ptr : "/window/start",
+                    "starts more than a year from now");
+    if (s->act.end_ms != ARB_FOREVER && s->act.end_ms > now + 2 * REQ_MAX_SPAN_MS)
+        return fail(err, ptr, "ends more than two years from now; use until_released");
+    return 0;
+}
+
 /* The window: start (default now), and exactly one of end, duration_s and
  * until_released. Schedules default to their intervals' span. */
 static int parse_window(const json_t *w, int64_t now, bool restore, struct req_spec *s,
@@ -272,7 +289,7 @@ static int parse_window(const json_t *w, int64_t now, bool restore, struct req_s
     if (w == NULL && sched) {
         s->act.start_ms = s->intervals[0].start_ms;
         s->act.end_ms = s->intervals[s->act.nintervals - 1].end_ms;
-        return 0;
+        return window_limits(s, now, restore, "/intervals", err);
     }
     if (w == NULL)
         return fail(err, "/window",
@@ -311,12 +328,8 @@ static int parse_window(const json_t *w, int64_t now, bool restore, struct req_s
     }
     if (s->act.end_ms <= s->act.start_ms)
         return fail(err, end ? "/window/end" : "/window", "the window must end after it starts");
-    if (!restore && s->act.end_ms <= now)
-        return fail(err, end ? "/window/end" : "/window", "the window is already over");
-    if (!restore && s->act.start_ms > now + REQ_MAX_SPAN_MS)
-        return fail(err, "/window/start", "starts more than a year from now");
-    if (!restore && s->act.end_ms != ARB_FOREVER && s->act.end_ms > now + 2 * REQ_MAX_SPAN_MS)
-        return fail(err, "/window", "ends more than two years from now; use until_released");
+    if (window_limits(s, now, restore, end ? "/window/end" : "/window", err) != 0)
+        return -EINVAL;
     if (sched && (s->intervals[0].start_ms < s->act.start_ms ||
                   s->intervals[s->act.nintervals - 1].end_ms > s->act.end_ms))
         return fail(err, "/intervals", "the intervals must lie within the window");
@@ -411,6 +424,8 @@ int request_parse(const json_t *body, int64_t now, bool restore, struct req_spec
             return -EINVAL;
         if (!restore && s->deadline_ms <= now)
             return fail(err, "/deadline", "the deadline has passed");
+        if (!restore && s->deadline_ms > now + 2 * REQ_MAX_SPAN_MS)
+            return fail(err, "/deadline", "lies more than two years ahead");
         if (s->deadline_ms < s->act.start_ms)
             return fail(err, "/deadline", "the deadline lies before the window starts");
     }

@@ -189,7 +189,7 @@ struct store_webhook_state {
     int64_t cursor;
     const char *state; /* "active" or "failing" */
     int failures;
-    const char *last_error;                                /* NULL: none */
+    const char *last_error;                                  /* NULL: none */
     int64_t last_attempt_at, last_success_at, failing_since; /* 0: never */
 };
 int store_webhook_insert(struct store *s, const struct store_webhook *w);

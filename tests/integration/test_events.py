@@ -322,6 +322,27 @@ class EventsTest(clsmtest.ServerTest):
             t.join()
         self.assertEqual(got, list(range(start + 1, start + 81)))
 
+    def test_clsmctl_events(self):
+        for _ in range(3):
+            self.command()
+        last = self.last_seq()
+        self.wait_seq(last)
+        r = clsmtest.ctl(self.server, "--json", "events", "--after", str(last - 3), "--count", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual([e["seq"] for e in got], [last - 2, last - 1, last])
+        r = clsmtest.ctl(self.server, "events", "--after", str(last - 1), "--count", "1",
+                         "--kind", "command.")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^\s*%d  \S+Z  command.failed\s+device:D1\s+admin\s+\{" % last)
+        r = clsmtest.ctl(self.server, "events", "--kind", "bad*")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("400", r.stderr)
+        r = clsmtest.ctl(self.server, "events", token="wrong-token-0123456789")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("401", r.stderr)
+        self.assertEqual(clsmtest.ctl(self.server, "events", "--after", "x").returncode, 2)
+
     # --- limits and errors ------------------------------------------------------------
 
     def test_bad_requests(self):
@@ -394,7 +415,10 @@ class ShutdownTest(unittest.TestCase):
             self.assertTrue(st.ended, "the stream ends with its last chunk")
             self.assertEqual(server.proc.wait(10), 0)
             self.assertLess(time.time() - t0, 5, "streams do not hold the shutdown")
-            self.assertIn("event stream closed: shutting down", server.log())
+            log = server.log()
+            self.assertIn("event stream closed: shutting down", log)
+            for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+                self.assertNotIn(bad, log)
             st.close()
         finally:
             server.cleanup()

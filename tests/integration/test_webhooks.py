@@ -234,6 +234,21 @@ class WebhookTest(clsmtest.ServerTest):
         self.assertIn(("webhook.created", LF), kinds)
         self.assertIn(("webhook.deleted", LF), kinds)
 
+    def test_subscriptions_go_with_their_party(self):
+        s = self.server
+        party = "9900000000077"
+        self.assertEqual(s.request("POST", "/v1/parties", body={
+            "id": party, "name": "Aggregator", "role": "aggregator"}).status, 201)
+        token = s.request("POST", "/v1/parties/%s/tokens" % party, body={}).json()["token"]
+        hook = self.subscribe(token, url=self.rx.url())
+        wait_for(lambda: self.rx.accepted(hook["id"]), what="its own creation event")
+        self.hooks.pop()
+        self.assertEqual(s.request("DELETE", "/v1/parties/" + party).status, 204)
+        self.assertIsNone(self.get_hook(hook["id"]))
+        self.assertIn('msg="webhook removed with its party"', s.log())
+        self.command()  # the engine goes on without it
+        self.assertProblem(s.request("DELETE", "/v1/webhooks/" + hook["id"]), 404)
+
     # --- deliveries ----------------------------------------------------------------
 
     def test_signed_ordered_and_only_what_the_party_sees(self):

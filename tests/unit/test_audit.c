@@ -149,8 +149,8 @@ static enum audit_fault verify_stored(struct env *e, int64_t *at)
 static void test_audience_joining(void **state)
 {
     struct env *e = *state;
-    const char *dupes[] = {"9900000000001", NULL, "9900000000002", "", "9900000000001",
-                           "9900000000003"};
+    const char *dupes[] = {"9900000000001", NULL,           "9900000000002", "",
+                           "9900000000001", "9900000000003"};
     const char *nulls[] = {NULL, NULL};
     const char *many[AUDIT_AUDIENCE_MAX + 4];
     char ids[AUDIT_AUDIENCE_MAX + 4][16], want[512] = "";
@@ -159,15 +159,13 @@ static void test_audience_joining(void **state)
         snprintf(ids[i], sizeof ids[i], "99000000001%02d", i);
         many[i] = ids[i];
         if (i < AUDIT_AUDIENCE_MAX)
-            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", i ? " " : "",
-                     ids[i]);
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", i ? " " : "", ids[i]);
     }
     assert_int_equal(audit_append_to(e->a, "k", "s", "a", dupes, 6, json_object()), 0);
     assert_int_equal(audit_append_to(e->a, "k", "s", "a", nulls, 2, json_object()), 0);
     assert_int_equal(audit_append_to(e->a, "k", "s", "a", NULL, 0, json_object()), 0);
-    assert_int_equal(audit_append_to(e->a, "k", "s", "a", many, AUDIT_AUDIENCE_MAX + 4,
-                                     json_object()),
-                     0);
+    assert_int_equal(
+        audit_append_to(e->a, "k", "s", "a", many, AUDIT_AUDIENCE_MAX + 4, json_object()), 0);
     assert_int_equal(audit_append(e->a, "k", "s", "a", json_pack("{s:i}", "b", 1)), 0);
     run(e, 50);
     assert_int_equal(e->nseen, 5);
@@ -212,8 +210,8 @@ static void old_hash(const uint8_t prev[32], const char *const *fields, size_t n
 static void test_hash_compatibility(void **state)
 {
     uint8_t prev[32], want[32], empty[32], none[32], with[32], other[32];
-    const char *fields[] = {"42", "1700000000123", "command.failed", "device:D1", "admin",
-                            "{\"a\":1}"};
+    const char *fields[] = {"42",        "1700000000123", "command.failed",
+                            "device:D1", "admin",         "{\"a\":1}"};
     (void)state;
     for (int i = 0; i < 32; i++)
         prev[i] = (uint8_t)(i * 7);

@@ -33,12 +33,12 @@ struct env {
 struct tw {
     struct env *env;
     const char *name;
-    int fail;          /* write() fails this many more times */
-    int insert;        /* write() inserts event row 'seq' */
+    int fail;   /* write() fails this many more times */
+    int insert; /* write() inserts event row 'seq' */
     int64_t seq;
     int writes, dones, last_rc;
-    int want_in_done;  /* done() asks for another commit this many times */
-    int now_in_done;   /* done() calls commit_now() (must be a no-op) */
+    int want_in_done; /* done() asks for another commit this many times */
+    int now_in_done;  /* done() calls commit_now() (must be a no-op) */
     int now_rc;
 };
 
@@ -60,8 +60,8 @@ static int tw_write(void *arg)
     w->writes++;
     logf_(w->env, "%s.write ", w->name);
     if (w->insert) {
-        int rc = store_event_insert(w->env->store, w->seq, 1, "test", "s", "a", "", "{}", zero,
-                                    zero);
+        int rc =
+            store_event_insert(w->env->store, w->seq, 1, "test", "s", "a", "", "{}", zero, zero);
         if (rc != 0)
             return rc;
     }

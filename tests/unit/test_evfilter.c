@@ -107,8 +107,7 @@ static void test_audience(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (evfilter_audience_has(cases[i].audience, cases[i].party) != cases[i].has)
-            fail_msg("\"%s\" has \"%s\": want %d", cases[i].audience, cases[i].party,
-                     cases[i].has);
+            fail_msg("\"%s\" has \"%s\": want %d", cases[i].audience, cases[i].party, cases[i].has);
     assert_false(evfilter_audience_has(NULL, "9900000000001"));
 }
 
@@ -158,8 +157,8 @@ static void test_event_forms(void **state)
         json_decref(ev);
     }
 
-    char *m = evfilter_sse_message(7, 1700000000123, "command.failed", "device:D1\nid: 99",
-                                   "admin", "{\"error\":\"line\\nbreak\\r\"}", &len);
+    char *m = evfilter_sse_message(7, 1700000000123, "command.failed", "device:D1\nid: 99", "admin",
+                                   "{\"error\":\"line\\nbreak\\r\"}", &len);
     assert_non_null(m);
     assert_int_equal(len, strlen(m));
     /* Three lines and the blank one; line breaks in values stay escaped. */
@@ -188,8 +187,8 @@ static void test_event_forms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_seq),      cmocka_unit_test(test_parse_kinds),
-        cmocka_unit_test(test_audience),       cmocka_unit_test(test_match),
+        cmocka_unit_test(test_parse_seq),   cmocka_unit_test(test_parse_kinds),
+        cmocka_unit_test(test_audience),    cmocka_unit_test(test_match),
         cmocka_unit_test(test_event_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,8 +68,8 @@ static void test_spec_parse(void **state)
         json_decref(body);
         if (cases[i].pointer == NULL && rc != 0)
             fail_msg("%s: refused at %s: %s", cases[i].body, pointer, why);
-        if (cases[i].pointer && (rc != -EINVAL || strcmp(pointer, cases[i].pointer) != 0 ||
-                                 why[0] == '\0'))
+        if (cases[i].pointer &&
+            (rc != -EINVAL || strcmp(pointer, cases[i].pointer) != 0 || why[0] == '\0'))
             fail_msg("%s: rc %d at \"%s\" (%s), want %s", cases[i].body, rc, pointer, why,
                      cases[i].pointer);
     }
@@ -120,8 +120,8 @@ static void test_subscription_rows(void **state)
     assert_int_equal(store_reg_insert(s, reg_kind_by_plural("parties"), party), 0);
     json_decref(party);
 
-    struct store_webhook a = {"wh-a", "9900000000001", "http://x/a", "[\"request.\"]",
-                              "0123456789abcdef", 0, 1000, 5};
+    struct store_webhook a = {
+        "wh-a", "9900000000001", "http://x/a", "[\"request.\"]", "0123456789abcdef", 0, 1000, 5};
     struct store_webhook b = {"wh-b", NULL, "http://x/b", "[]", NULL, 1, 2000, 0};
     struct store_webhook orphan = {"wh-c", "9900000000009", "http://x/c", "[]", NULL, 0, 1, 0};
     assert_int_equal(store_webhook_insert(s, &a), 0);
