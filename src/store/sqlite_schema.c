@@ -210,6 +210,5 @@ static const char migration_4[] =
     " state TEXT NOT NULL,"
     " updated_at INTEGER NOT NULL) STRICT;";
 
-const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3,
-                                               migration_4};
+const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3, migration_4};
 const int store_sqlite_nmigrations = (int)ARRAY_LEN(store_sqlite_migrations);

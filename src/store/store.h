@@ -208,7 +208,7 @@ int store_webhook_progress(struct store *s, const struct store_webhook_state *st
  */
 struct store_request {
     const char *id, *party, *role, *spec, *state, *decision;
-    const char *superseded_by;             /* NULL: none */
+    const char *superseded_by;                 /* NULL: none */
     const char *idem_key, *body_hash, *answer; /* NULL: none */
     int64_t seq, deadline, window_end, created_at, updated_at, ended_at;
     int is_new;

@@ -43,7 +43,8 @@ class Stream:
     """One GET /v1/events on a raw socket: the head, then SSE messages out of
     the chunked body."""
 
-    def __init__(self, port, token, path="/v1/events", headers=None, rcvbuf=None, timeout=10):
+    def __init__(self, port, token, path="/v1/events", headers=None, rcvbuf=None, timeout=10,
+                 version="1.1"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -53,8 +54,8 @@ class Stream:
         if token:
             hdrs["Authorization"] = "Bearer " + token
         hdrs.update(headers or {})
-        req = "GET %s HTTP/1.1\r\n%s\r\n" % (path, "".join("%s: %s\r\n" % kv
-                                                           for kv in hdrs.items()))
+        req = "GET %s HTTP/%s\r\n%s\r\n" % (path, version, "".join("%s: %s\r\n" % kv
+                                                                for kv in hdrs.items()))
         self.sock.sendall(req.encode())
         self.buf = b""
         self.body = b""  # de-chunked bytes not yet parsed into messages
@@ -105,7 +106,8 @@ class Stream:
                 if self.chunked:
                     self._chunk()
                 else:
-                    self._fill()
+                    if not self.buf:
+                        self._fill()
                     self.body += self.buf
                     self.buf = b""
             block, self.body = self.body.split(b"\n\n", 1)
@@ -232,6 +234,16 @@ class EventsTest(clsmtest.ServerTest):
             st.body = b""
         self.assertIn("keepalive", st.comments)
         self.assertLess(time.time() - t0, 3)  # every second here
+
+    def test_http_1_0_reader(self):
+        """Without chunked encoding the stream is the rest of the connection."""
+        start = self.last_seq()
+        st = self.open(path="/v1/events?after=%d" % start, version="1.0")
+        self.assertEqual(st.status, 200)
+        self.assertNotIn("transfer-encoding", st.headers)
+        self.assertEqual(st.headers["connection"], "close")
+        self.command()
+        self.assertEqual(st.message()[0], start + 1)
 
     def test_head_answers_without_a_stream(self):
         c = self.server.conn()
@@ -376,6 +388,30 @@ class EventsTest(clsmtest.ServerTest):
         while self.metric("clsm_event_streams") > 3 and time.time() < deadline:
             time.sleep(0.05)
         self.assertEqual(self.open().status, 200)
+
+    def test_reader_going_away_or_talking(self):
+        before = self.server.log().count("event stream closed by the client")
+        st = self.open()
+        self.assertEqual(self.metric("clsm_event_streams"), 1)
+        st.close()
+        wait = time.time() + 5
+        while self.metric("clsm_event_streams") != 0 and time.time() < wait:
+            time.sleep(0.05)
+        self.assertEqual(self.metric("clsm_event_streams"), 0)
+        self.assertEqual(self.server.log().count("event stream closed by the client"), before + 1)
+        # What a reader sends is dropped; a reader that sends without end is
+        # disconnected.
+        st = self.open()
+        st.sock.sendall(b"GET /v1/me HTTP/1.1\r\n\r\n")
+        self.command()
+        self.assertEqual(st.message()[1], "command.failed")
+        try:
+            st.sock.sendall(b"x" * (1 << 21))
+        except ConnectionError:
+            pass  # closed while sending
+        st.drain()
+        self.assertFalse(st.ended)  # closed, not ended with a last chunk
+        self.assertEqual(self.server.log().count("event stream closed by the client"), before + 2)
 
     def test_slow_reader_is_cut_off_and_resumes(self):
         """A reader that stops reading is closed once 4 KiB wait for it; it

@@ -26,7 +26,8 @@ SECRET = "s3cret-for-the-hook-0123"
 CONTROL = {"type": "limit", "direction": "consumption", "value_w": 4200, "active": True,
            "duration_s": 3600}
 ARGS = ("--set", "webhook.retry_max_s=1", "--set", "webhook.failing_after_s=2",
-        "--set", "webhook.batch_max=5", "--set", "webhook.max_per_party=3",
+        "--set", "webhook.batch_max=5", "--set", "webhook.batch_bytes=1500",
+        "--set", "webhook.max_per_party=3",
         "--set", "webhook.timeout_s=2")
 
 
@@ -281,6 +282,28 @@ class WebhookTest(clsmtest.ServerTest):
                      self.get_hook(hook["id"]), what="the cursor")
         self.assertEqual(h["failures"], 0)
         self.assertIsNotNone(h["last_success_at"])
+
+    def test_batches_are_bounded_in_count_and_bytes(self):
+        hook = self.subscribe(url=self.rx.url(), kinds=["command.", "webhook.created"])
+        for _ in range(7):
+            self.command()  # small events: five to a batch
+        for i in range(3):  # events of about 1.3 kB: one to a batch
+            extra = self.subscribe(url="http://127.0.0.1:9/%d/%s" % (i, "y" * 1200))
+            self.server.request("DELETE", "/v1/webhooks/" + extra["id"])
+            self.hooks.pop()
+        got = wait_for(lambda: len(self.rx.accepted(hook["id"])) >= 11 and
+                       self.rx.accepted(hook["id"]), what="the deliveries")
+        # Its own creation comes first.
+        self.assertEqual([e["kind"] for e in got],
+                         ["webhook.created"] + ["command.failed"] * 7 + ["webhook.created"] * 3)
+        sizes = [(len(json.loads(b)), len(b)) for _, _, b in self.rx.requests(hook["id"])]
+        self.assertEqual(max(n for n, _ in sizes), 5)
+        for n, size in sizes:
+            self.assertTrue(size <= 1500 or n == 1, sizes)
+        self.assertTrue(any(size > 1200 and n == 1 for n, size in sizes), sizes)
+        body = self.server.request("GET", "/metrics", token=None).body.decode()
+        self.assertRegex(body, r"clsm_webhook_deliveries_total [1-9]")
+        self.assertRegex(body, r"clsm_webhook_events_total [1-9]")
 
     def test_admin_gets_everything_unsigned(self):
         hook = self.subscribe(url=self.rx.url(), kinds=["command."])
