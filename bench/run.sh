@@ -7,3 +7,5 @@ cd "$(dirname "$0")"
 ./channel_handshakes.sh
 ./idle_channels.sh
 ./warm_commands.sh
+./admission.sh
+./switch_storm.sh

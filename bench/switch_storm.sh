@@ -38,6 +38,7 @@ gwa=$(free_port)
 udp=$(python3 -c 'import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 api=$(free_port)
 chan=$(free_port)
+stats=$(free_port)
 
 echo "switch storm: $n gateways ($curve), one §14a heat pump each, $(nproc) cores for everything"
 t0=$(date +%s)
@@ -58,7 +59,7 @@ wait_log() { # file pattern
 }
 
 "$build/clsm-smgw-sim" --pki "$work/pki" --registry "$work/fleet.json" --udp "127.0.0.1:$udp" \
-	--telemetry 0 --log-level warn 2>"$work/smgw.log" &
+	--telemetry 0 --stats "127.0.0.1:$stats" --log-level warn 2>"$work/smgw.log" &
 smgw_pid=$!
 pids="$pids $smgw_pid"
 "$build/clsm-gwa-sim" --id GWA-01 --pki "$work/pki" --registry "$work/fleet.json" \
@@ -139,6 +140,14 @@ PY
 	c1=$(cpu_ticks "$clsmd_pid") s1=$(cpu_ticks "$smgw_pid") g1=$(cpu_ticks "$gwa_pid")
 	awk -v c="$((c1 - c0))" -v s="$((s1 - s0))" -v g="$((g1 - g0))" -v hz="$(getconf CLK_TCK)" \
 		'BEGIN { printf "  CPU: clsmd %.1f s, gateway fleet %.1f s, GWA %.1f s\n", c / hz, s / hz, g / hz }'
+	# Where the work went: wake-ups, order fetches and channel dials so far.
+	curl -s "http://127.0.0.1:$stats/v1/stats" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print("  fleet so far: %d wake-ups accepted (%d refused), %d order fetches (%d failed),"
+      " %d channels opened (%d failed)" % (s["wakeups_accepted"],
+      sum(s["wakeups_rejected"].values()), s["fetches_ok"], s["fetches_failed"],
+      s["channels_opened"], s["channels_failed"]))'
 }
 
 storm "cold (no channel open)" '{"purpose":"grid","action":"dim","target":{"segment":"FLEET"},"window":{"duration_s":3600},"reason":"switch storm"}'

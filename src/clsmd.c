@@ -219,6 +219,7 @@ static int start_channels(struct clsmd *d)
         .ciphers = d->cfg.tls_ciphers,
         .timeout_s = (int)d->cfg.gwa_timeout_s,
         .batch_max = (int)d->cfg.gwa_batch_max,
+        .max_pending = (int)d->cfg.gwa_max_pending,
         .retry_max_s = (int)d->cfg.gwa_retry_max_s,
         .channel_wait_s = (int)d->cfg.gwa_channel_wait_s,
         .poll_s = 2,

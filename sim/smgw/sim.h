@@ -63,6 +63,8 @@ struct dev {
     uint64_t controls, acks, nacks, duplicates;
 };
 
+struct fetch;
+
 struct gw {
     char id[15];
     uint32_t idx;
@@ -71,7 +73,8 @@ struct gw {
     uint32_t cert_len, key_len;
     uint32_t first_dev, ndev;
     SSL_SESSION *gwa_session; /* resumed on the next order fetch */
-    int fetching, fetch_again;
+    struct fetch *fetch;      /* the order fetch in progress, or NULL */
+    int fetch_again;
     uint64_t wakeups, fetches;
 };
 

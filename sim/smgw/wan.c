@@ -337,7 +337,7 @@ static void fetch_done(struct fetch *f, int ok)
     }
     bufferevent_free(f->bev);
     free(f);
-    g->fetching = 0;
+    g->fetch = NULL;
     if (g->fetch_again) {
         g->fetch_again = 0;
         fetch_start(s, g);
@@ -380,7 +380,6 @@ static void fetch_start(struct sim *s, struct gw *g)
         s->fetches_failed++;
         return;
     }
-    g->fetching = 1;
     g->fetches++;
     f = calloc(1, sizeof *f);
     ssl = f ? gw_ssl(s, g) : NULL;
@@ -388,7 +387,6 @@ static void fetch_start(struct sim *s, struct gw *g)
     if (fd < 0) {
         SSL_free(ssl);
         free(f);
-        g->fetching = 0;
         s->fetches_failed++;
         return;
     }
@@ -402,9 +400,9 @@ static void fetch_start(struct sim *s, struct gw *g)
         SSL_free(ssl);
         evutil_closesocket(fd);
         free(f);
-        g->fetching = 0;
         return;
     }
+    g->fetch = f;
     bufferevent_openssl_set_allow_dirty_shutdown(f->bev, 1);
     bufferevent_setcb(f->bev, fetch_read_cb, NULL, fetch_event_cb, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
@@ -475,7 +473,7 @@ void wan_wakeup_cb(evutil_socket_t fd, short what, void *arg)
         s->wakeups_ok++;
         struct gw *g = fleet_gw(s, w.smgw_id);
         g->wakeups++;
-        if (g->fetching)
+        if (g->fetch)
             g->fetch_again = 1;
         else
             fetch_start(s, g);
@@ -524,6 +522,14 @@ void wan_stop(struct sim *s)
 {
     while (s->lru_head)
         chan_close(s->lru_head, "simulator stopping", 0);
+    for (uint32_t k = 0; k < s->ngws; k++) { /* fetches in progress end unanswered */
+        struct fetch *f = s->gws[k].fetch;
+        if (f) {
+            bufferevent_free(f->bev);
+            free(f);
+            s->gws[k].fetch = NULL;
+        }
+    }
     if (s->udp_ev)
         event_free(s->udp_ev);
     if (s->udp >= 0)

@@ -514,6 +514,15 @@ static void render_runtime(const struct api *api, struct evbuffer *b)
         for (int s = 0; s < DISPATCH_NSTATES; s++)
             evbuffer_add_printf(b, "clsm_command_transitions_total{state=\"%s\"} %llu\n",
                                 dispatch_state_name(s), (unsigned long long)st.entered[s]);
+        evbuffer_add_printf(b,
+                            "# HELP clsm_gwa_channel_requests Channel requests in our queue and "
+                            "with a GWA, not yet opened (gwa.max_pending per GWA).\n"
+                            "# TYPE clsm_gwa_channel_requests gauge\n"
+                            "clsm_gwa_channel_requests{state=\"queued\"} %d\n"
+                            "clsm_gwa_channel_requests{state=\"with_gwa\"} %d\n"
+                            "# HELP clsm_gwa_exchanges HTTPS requests to GWAs in flight.\n"
+                            "# TYPE clsm_gwa_exchanges gauge\nclsm_gwa_exchanges %d\n",
+                            st.gwa_queued, st.gwa_waiting, st.gwa_exchanges);
     }
 }
 

@@ -21,19 +21,27 @@
 
 #define MAX_ANSWER GWA_ANSWER_MAX
 
-enum req_state { RQ_QUEUED, RQ_SENDING, RQ_WAITING };
+/* A request is queued, in a submission, accepted and waiting for its
+ * channel, or in a status poll. Submitted, waiting and polled requests are
+ * the GWA's pending ones, limited by max_pending. */
+enum req_state { RQ_NONE, RQ_QUEUED, RQ_SUBMITTING, RQ_WAITING, RQ_POLLING };
 
 struct gwa;
+
+struct req_list {
+    struct req *head, *tail;
+};
 
 struct req {
     char device[97];
     char smgw[16];
     char gwa_req_id[97];
     enum req_state state;
-    int cancelled;
+    int cancelled; /* no longer wanted while in an exchange */
     int64_t accepted_ms;
     struct gwa *gwa;
-    struct req *next; /* in its GWA's queue or list of waiting requests */
+    struct req *prev, *next; /* in its GWA's queue or list of waiting requests */
+    struct req *hnext;       /* in the index by device */
 };
 
 struct gwa {
@@ -41,10 +49,11 @@ struct gwa {
     char endpoint[520];
     int max_concurrent;
     int in_flight;
+    int pending; /* RQ_SUBMITTING, RQ_WAITING, RQ_POLLING */
     int64_t paused_until_ms;
     int backoff_s;
-    struct req *queue, *queue_tail; /* RQ_QUEUED, oldest first */
-    struct req *waiting;            /* RQ_WAITING */
+    struct req_list queue;   /* RQ_QUEUED, oldest first */
+    struct req_list waiting; /* RQ_WAITING, least recently polled first */
     struct gwa *next;
 };
 
@@ -79,7 +88,9 @@ struct gwa_client {
     struct event *poll_timer;
     struct gwa *gwas;
     struct xfer *xfers;
-    int queued, in_flight, waiting;
+    struct req **index; /* wanted requests by device: chained, nindex buckets */
+    size_t nindex, nreqs;
+    int queued, in_flight;
 };
 
 /* --- small helpers ----------------------------------------------------------------- */
@@ -128,64 +139,139 @@ static struct gwa *gwa_for(struct gwa_client *g, const char *smgw)
     return w;
 }
 
+/* --- requests: the index by device, the lists, the states ---------------------------- */
+
+static size_t slot(const struct gwa_client *g, const char *device)
+{
+    size_t h = 5381;
+    for (const unsigned char *p = (const unsigned char *)device; *p; p++)
+        h = h * 33 + *p;
+    return h & (g->nindex - 1);
+}
+
 static struct req *find_req(struct gwa_client *g, const char *device)
 {
-    for (struct xfer *x = g->xfers; x; x = x->next)
-        for (size_t i = 0; i < x->n; i++)
-            if (!x->reqs[i]->cancelled && strcmp(x->reqs[i]->device, device) == 0)
-                return x->reqs[i];
-    for (struct gwa *w = g->gwas; w; w = w->next) {
-        for (struct req *r = w->queue; r; r = r->next)
-            if (strcmp(r->device, device) == 0)
-                return r;
-        for (struct req *r = w->waiting; r; r = r->next)
-            if (strcmp(r->device, device) == 0)
-                return r;
-    }
+    if (g->nindex == 0)
+        return NULL;
+    for (struct req *r = g->index[slot(g, device)]; r; r = r->hnext)
+        if (strcmp(r->device, device) == 0)
+            return r;
     return NULL;
 }
 
-static void enqueue_front(struct gwa *w, struct req *r)
+static int index_add(struct gwa_client *g, struct req *r)
 {
-    r->state = RQ_QUEUED;
-    r->next = w->queue;
-    w->queue = r;
-    if (w->queue_tail == NULL)
-        w->queue_tail = r;
-}
-
-static void enqueue(struct gwa *w, struct req *r)
-{
-    r->state = RQ_QUEUED;
-    r->next = NULL;
-    if (w->queue_tail)
-        w->queue_tail->next = r;
-    else
-        w->queue = r;
-    w->queue_tail = r;
-}
-
-static struct req *dequeue(struct gwa *w)
-{
-    struct req *r = w->queue;
-    if (r) {
-        w->queue = r->next;
-        if (w->queue == NULL)
-            w->queue_tail = NULL;
-        r->next = NULL;
+    if (g->nreqs + 1 > g->nindex) { /* load factor at most 1 */
+        size_t nb = g->nindex ? g->nindex * 2 : 256;
+        struct req **tab = calloc(nb, sizeof *tab);
+        if (tab == NULL)
+            return -ENOMEM;
+        struct req **old = g->index;
+        size_t oldn = g->nindex;
+        g->index = tab;
+        g->nindex = nb;
+        for (size_t i = 0; i < oldn; i++) {
+            for (struct req *q = old[i], *next; q; q = next) {
+                next = q->hnext;
+                size_t k = slot(g, q->device);
+                q->hnext = tab[k];
+                tab[k] = q;
+            }
+        }
+        free(old);
     }
-    return r;
+    size_t k = slot(g, r->device);
+    r->hnext = g->index[k];
+    g->index[k] = r;
+    g->nreqs++;
+    return 0;
 }
 
-static void unlink_waiting(struct gwa *w, struct req *r)
+static void index_del(struct gwa_client *g, struct req *r)
 {
-    for (struct req **pp = &w->waiting; *pp; pp = &(*pp)->next) {
+    if (g->nindex == 0)
+        return;
+    for (struct req **pp = &g->index[slot(g, r->device)]; *pp; pp = &(*pp)->hnext) {
         if (*pp == r) {
-            *pp = r->next;
-            r->next = NULL;
+            *pp = r->hnext;
+            r->hnext = NULL;
+            g->nreqs--;
             return;
         }
     }
+}
+
+static void list_push(struct req_list *l, struct req *r, int front)
+{
+    r->prev = front ? NULL : l->tail;
+    r->next = front ? l->head : NULL;
+    if (r->prev)
+        r->prev->next = r;
+    else
+        l->head = r;
+    if (r->next)
+        r->next->prev = r;
+    else
+        l->tail = r;
+}
+
+static void list_del(struct req_list *l, struct req *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static struct req *r_named(struct req *r, const char *device, const char *smgw, struct gwa *w)
+{
+    str_copy(r->device, sizeof r->device, device);
+    str_copy(r->smgw, sizeof r->smgw, smgw);
+    r->gwa = w;
+    return r;
+}
+
+static int is_pending(enum req_state s)
+{
+    return s == RQ_SUBMITTING || s == RQ_WAITING || s == RQ_POLLING;
+}
+
+/* Every change of state goes through here: it moves the request between
+ * its GWA's lists and keeps the counts. 'front': to the head of the queue
+ * (a submission that failed keeps its place). */
+static void set_state(struct gwa_client *g, struct req *r, enum req_state to, int front)
+{
+    struct gwa *w = r->gwa;
+    enum req_state from = r->state;
+
+    if (from == RQ_QUEUED) {
+        list_del(&w->queue, r);
+        g->queued--;
+    } else if (from == RQ_WAITING) {
+        list_del(&w->waiting, r);
+    }
+    w->pending += is_pending(to) - is_pending(from);
+    r->state = to;
+    if (to == RQ_QUEUED) {
+        list_push(&w->queue, r, front);
+        g->queued++;
+    } else if (to == RQ_WAITING) {
+        list_push(&w->waiting, r, front);
+    }
+}
+
+/* Forget a request: out of its lists, the counts and the index. */
+static void req_free(struct gwa_client *g, struct req *r)
+{
+    set_state(g, r, RQ_NONE, 0);
+    if (!r->cancelled)
+        index_del(g, r);
+    free(r);
 }
 
 static void schedule_pump(struct gwa_client *g)
@@ -336,19 +422,12 @@ static void requeue(struct gwa_client *g, struct xfer *x, long pause_s, const ch
         LOG_I("retry_in_s", pause_s), LOG_I("requests", (long long)x->n));
     for (size_t i = x->n; i-- > 0;) {
         struct req *r = x->reqs[i];
-        if (r->cancelled) {
-            free(r);
-            continue;
-        }
-        if (x->kind == X_SUBMIT) {
-            enqueue_front(w, r);
-            g->queued++;
-        } else {
-            r->state = RQ_WAITING; /* polled again later */
-            r->next = w->waiting;
-            w->waiting = r;
-            g->waiting++;
-        }
+        if (r->cancelled)
+            req_free(g, r);
+        else if (x->kind == X_SUBMIT)
+            set_state(g, r, RQ_QUEUED, 1);
+        else
+            set_state(g, r, RQ_WAITING, 0); /* polled again later */
     }
     struct timeval tv = {pause_s, 0};
     event_add(g->poll_timer, &tv);
@@ -359,7 +438,7 @@ static void finish(struct gwa_client *g, struct req *r, enum gwa_outcome o, int 
 {
     char device[97];
     str_copy(device, sizeof device, r->device);
-    free(r);
+    req_free(g, r);
     g->fn(g->arg, device, o, status, reason);
 }
 
@@ -373,7 +452,7 @@ static void refuse_all(struct gwa_client *g, struct xfer *x, long status)
              detail[0] ? ": " : "", detail);
     for (size_t i = 0; i < x->n; i++) {
         if (x->reqs[i]->cancelled)
-            free(x->reqs[i]);
+            req_free(g, x->reqs[i]);
         else
             finish(g, x->reqs[i], GWA_REFUSED, (int)status, reason);
     }
@@ -385,14 +464,11 @@ static void submit_results(struct gwa_client *g, struct xfer *x, const struct gw
         struct req *r = x->reqs[i];
         const struct gwa_item *it = &items[i];
         if (r->cancelled) {
-            free(r);
+            req_free(g, r);
         } else if (it->status == GWA_ITEM_ACCEPTED) {
             str_copy(r->gwa_req_id, sizeof r->gwa_req_id, it->id);
-            r->state = RQ_WAITING;
             r->accepted_ms = now_ms();
-            r->next = x->gwa->waiting;
-            x->gwa->waiting = r;
-            g->waiting++;
+            set_state(g, r, RQ_WAITING, 0);
             g->fn(g->arg, r->device, GWA_ACCEPTED, 0, NULL);
         } else {
             char reason[400];
@@ -410,7 +486,7 @@ static void status_results(struct gwa_client *g, struct xfer *x, const struct gw
     for (size_t i = 0; i < x->n; i++) {
         struct req *r = x->reqs[i];
         if (r->cancelled) {
-            free(r);
+            req_free(g, r);
         } else if (items[i].status == GWA_ITEM_FAILED) {
             char reason[400];
             snprintf(reason, sizeof reason, "GWA %s: %s", x->gwa->id,
@@ -419,10 +495,7 @@ static void status_results(struct gwa_client *g, struct xfer *x, const struct gw
         } else {
             /* pending, woken, delivered: the channel is on its way; unknown or
              * unreadable: it expires after channel_wait_s and is asked again. */
-            r->state = RQ_WAITING;
-            r->next = x->gwa->waiting;
-            x->gwa->waiting = r;
-            g->waiting++;
+            set_state(g, r, RQ_WAITING, 0);
         }
     }
 }
@@ -549,57 +622,51 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* --- the pump: queued requests out, accepted ones polled -------------------------------- */
 
+/* Queued requests go out in batches while the GWA has exchanges and
+ * pending requests to spare; on a poll, expired requests end and the
+ * oldest waiting ones are asked after in one exchange. */
 static void pump_gwa(struct gwa_client *g, struct gwa *w, int64_t now, int poll)
 {
     if (w->paused_until_ms > now)
         return;
-    while (w->queue && w->in_flight < w->max_concurrent) {
+    while (w->queue.head && w->in_flight < w->max_concurrent &&
+           (g->cfg.max_pending <= 0 || w->pending < g->cfg.max_pending)) {
         size_t n = 0, cap = (size_t)g->cfg.batch_max;
+        if (g->cfg.max_pending > 0 && cap > (size_t)(g->cfg.max_pending - w->pending))
+            cap = (size_t)(g->cfg.max_pending - w->pending);
         struct req **batch = calloc(cap, sizeof *batch);
         if (batch == NULL)
             return;
-        while (n < cap && w->queue) {
-            batch[n] = dequeue(w);
-            batch[n]->state = RQ_SENDING;
-            g->queued--;
+        while (n < cap && w->queue.head) {
+            batch[n] = w->queue.head;
+            set_state(g, batch[n], RQ_SUBMITTING, 0);
             n++;
         }
         if (start_xfer(g, w, X_SUBMIT, batch, n) != 0) {
-            for (size_t i = n; i-- > 0;) {
-                enqueue_front(w, batch[i]);
-                g->queued++;
-            }
+            for (size_t i = n; i-- > 0;)
+                set_state(g, batch[i], RQ_QUEUED, 1);
             free(batch);
             return;
         }
     }
-    if (!poll || w->waiting == NULL || w->in_flight >= w->max_concurrent)
+    if (!poll || w->waiting.head == NULL || w->in_flight >= w->max_concurrent)
         return;
-    /* Expire what waited too long; poll the rest in one exchange. */
     size_t n = 0, cap = (size_t)g->cfg.batch_max;
     struct req **batch = calloc(cap, sizeof *batch);
     if (batch == NULL)
         return;
-    for (struct req *r = w->waiting, *next; r; r = next) {
+    for (struct req *r = w->waiting.head, *next; r; r = next) {
         next = r->next;
         if (now - r->accepted_ms > g->cfg.channel_wait_s * 1000LL) {
-            unlink_waiting(w, r);
-            g->waiting--;
             finish(g, r, GWA_EXPIRED, 0, "the gateway did not open the channel in time");
         } else if (n < cap) {
-            unlink_waiting(w, r);
-            g->waiting--;
-            r->state = RQ_SENDING;
+            set_state(g, r, RQ_POLLING, 0);
             batch[n++] = r;
         }
     }
     if (n == 0 || start_xfer(g, w, X_STATUS, batch, n) != 0) {
-        for (size_t i = 0; i < n; i++) {
-            batch[i]->state = RQ_WAITING;
-            batch[i]->next = w->waiting;
-            w->waiting = batch[i];
-            g->waiting++;
-        }
+        for (size_t i = 0; i < n; i++)
+            set_state(g, batch[i], RQ_WAITING, 0);
         free(batch);
     }
 }
@@ -675,22 +742,19 @@ void gwa_client_free(struct gwa_client *g)
         g->xfers = x->next;
         curl_multi_remove_handle(g->multi, x->easy);
         for (size_t i = 0; i < x->n; i++)
-            free(x->reqs[i]);
+            req_free(g, x->reqs[i]);
         xfer_free(x);
     }
     while (g->gwas) {
         struct gwa *w = g->gwas;
         g->gwas = w->next;
-        for (struct req *r = w->queue, *n; r; r = n) {
-            n = r->next;
-            free(r);
-        }
-        for (struct req *r = w->waiting, *n; r; r = n) {
-            n = r->next;
-            free(r);
-        }
+        while (w->queue.head)
+            req_free(g, w->queue.head);
+        while (w->waiting.head)
+            req_free(g, w->waiting.head);
         free(w);
     }
+    free(g->index);
     if (g->multi)
         curl_multi_cleanup(g->multi);
     if (g->curl_timer)
@@ -710,50 +774,35 @@ int gwa_client_request(struct gwa_client *g, const char *smgw, const char *devic
     if (w == NULL)
         return -ENOENT;
     struct req *r = calloc(1, sizeof *r);
-    if (r == NULL)
+    if (r == NULL || index_add(g, r_named(r, device, smgw, w)) != 0) {
+        free(r);
         return -ENOMEM;
-    str_copy(r->device, sizeof r->device, device);
-    str_copy(r->smgw, sizeof r->smgw, smgw);
-    r->gwa = w;
-    enqueue(w, r);
-    g->queued++;
+    }
+    set_state(g, r, RQ_QUEUED, 0);
     schedule_pump(g);
     return 0;
 }
 
 void gwa_client_done(struct gwa_client *g, const char *device)
 {
-    for (struct gwa *w = g->gwas; w; w = w->next) {
-        for (struct req **pp = &w->queue, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
-            if (strcmp((*pp)->device, device) == 0) {
-                struct req *r = *pp;
-                *pp = r->next;
-                if (w->queue_tail == r)
-                    w->queue_tail = prev;
-                free(r);
-                g->queued--;
-                return;
-            }
-        }
-        for (struct req *r = w->waiting; r; r = r->next) {
-            if (strcmp(r->device, device) == 0) {
-                unlink_waiting(w, r);
-                free(r);
-                g->waiting--;
-                return;
-            }
-        }
+    struct req *r = find_req(g, device);
+    if (r == NULL)
+        return;
+    if (r->state == RQ_QUEUED || r->state == RQ_WAITING) {
+        req_free(g, r);
+        schedule_pump(g); /* room for the next one */
+    } else {
+        /* In an exchange: dropped when its answer arrives. */
+        index_del(g, r);
+        r->cancelled = 1;
     }
-    /* A request in an exchange: dropped when its answer arrives. */
-    for (struct xfer *x = g->xfers; x; x = x->next)
-        for (size_t i = 0; i < x->n; i++)
-            if (strcmp(x->reqs[i]->device, device) == 0)
-                x->reqs[i]->cancelled = 1;
 }
 
-void gwa_client_counts(const struct gwa_client *g, int *queued, int *in_flight, int *waiting)
+void gwa_client_counts(const struct gwa_client *g, int *queued, int *exchanges, int *with_gwa)
 {
     *queued = g->queued;
-    *in_flight = g->in_flight;
-    *waiting = g->waiting;
+    *exchanges = g->in_flight;
+    *with_gwa = 0;
+    for (const struct gwa *w = g->gwas; w; w = w->next)
+        *with_gwa += w->pending;
 }

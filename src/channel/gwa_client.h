@@ -4,7 +4,8 @@
  *
  * clsmd posts channel requests to the GWA responsible for a gateway over
  * HTTPS with its EMT certificate. Requests to one GWA are batched, at most
- * 'max_concurrent' HTTP requests run at a time (from the registry), 429 and
+ * 'max_concurrent' HTTP requests run at a time (from the registry), at most
+ * 'max_pending' requests are with the GWA and not yet opened, 429 and
  * 503 answers pause that GWA for their Retry-After, other failures back off
  * exponentially. Accepted requests are tracked (status polls) until the
  * caller says the channel opened (gwa_client_done()) or the GWA reports a
@@ -32,6 +33,7 @@ struct gwa_client_config {
     const char *ciphers;
     int timeout_s;      /* per HTTP request */
     int batch_max;      /* channel requests per HTTP request */
+    int max_pending;    /* per GWA: submitted, not yet opened (0: no limit) */
     int retry_max_s;    /* longest back-off */
     int channel_wait_s; /* accepted: time until the gateway must dial in */
     int poll_s;         /* status polls of accepted requests */
@@ -66,7 +68,8 @@ int gwa_client_request(struct gwa_client *g, const char *smgw, const char *devic
 /* The channel to 'device' opened (or is no longer wanted): stop tracking. */
 void gwa_client_done(struct gwa_client *g, const char *device);
 
-/* Requests queued, in flight and waiting for a channel, for metrics. */
-void gwa_client_counts(const struct gwa_client *g, int *queued, int *in_flight, int *waiting);
+/* For metrics: requests in our queue, HTTPS exchanges in flight, and
+ * requests with the GWAs (submitted, not yet opened). */
+void gwa_client_counts(const struct gwa_client *g, int *queued, int *exchanges, int *with_gwa);
 
 #endif

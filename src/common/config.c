@@ -122,6 +122,9 @@ static const struct option options[] = {
      "Seconds one HTTPS request to a GWA may take."},
     {"gwa.batch_max", OPT_INT, "100", 1, 10000, NULL, OFF(gwa_batch_max), 0,
      "Channel requests sent to one GWA in one HTTPS request."},
+    {"gwa.max_pending", OPT_INT, "500", 0, 1000000, NULL, OFF(gwa_max_pending), 0,
+     "Channel requests one GWA may have from us that have not yet opened (0: no limit); more wait "
+     "in our queue."},
     {"gwa.retry_max_s", OPT_INT, "60", 1, 3600, NULL, OFF(gwa_retry_max_s), 0,
      "Longest back-off after failed requests to a GWA."},
     {"gwa.channel_wait_s", OPT_INT, "120", 5, 3600, NULL, OFF(gwa_channel_wait_s), 0,

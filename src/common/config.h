@@ -65,6 +65,7 @@ struct clsm_config {
     char emt_id[97];
     long long gwa_timeout_s;
     long long gwa_batch_max;
+    long long gwa_max_pending;
     long long gwa_retry_max_s;
     long long gwa_channel_wait_s;
     /* Operator commands on devices. */

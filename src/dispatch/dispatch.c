@@ -900,6 +900,9 @@ void dispatch_stats(const struct dispatch *d, struct dispatch_stats *out)
 {
     memcpy(out->live, d->counts, sizeof d->counts);
     memcpy(out->entered, d->entered, sizeof d->entered);
+    out->gwa_queued = out->gwa_waiting = out->gwa_exchanges = 0;
+    if (d->gwa)
+        gwa_client_counts(d->gwa, &out->gwa_queued, &out->gwa_exchanges, &out->gwa_waiting);
 }
 
 void dispatch_free(struct dispatch *d)

@@ -124,6 +124,9 @@ int dispatch_resume(struct dispatch *d);
 struct dispatch_stats {
     int live[DISPATCH_NSTATES];
     uint64_t entered[DISPATCH_NSTATES];
+    /* Channel requests to GWAs: in our queue, with a GWA and not yet
+     * opened, and HTTPS exchanges in flight (all 0 without a GWA client). */
+    int gwa_queued, gwa_waiting, gwa_exchanges;
 };
 const char *dispatch_state_name(int state);
 void dispatch_stats(const struct dispatch *d, struct dispatch_stats *out);

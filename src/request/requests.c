@@ -354,10 +354,18 @@ static void rq_done(void *arg, int rc)
         }
         return;
     }
+    /* Only requests written now, or whose executions were, can have
+     * ended with this commit; the others are not looked at. */
+    struct rq *sweep = NULL;
     for (struct exe *e = es; e; e = en) {
         en = e->dirty_next;
         e->dirty = false;
         e->dirty_next = NULL;
+        if (!e->rq->in_sweep) {
+            e->rq->in_sweep = true;
+            e->rq->sweep_next = sweep;
+            sweep = e->rq;
+        }
     }
     for (struct dev *d = ds; d; d = dn) {
         dn = d->sdirty_next;
@@ -370,17 +378,21 @@ static void rq_done(void *arg, int rc)
         q->dirty_next = NULL;
         q->is_new = false;
         answer(q, 0);
+        if (!q->in_sweep) {
+            q->in_sweep = true;
+            q->sweep_next = sweep;
+            sweep = q;
+        }
     }
     /* What is durable may now be sent; what is over leaves memory. */
     rq__reconcile_soon(r);
-    for (size_t b = 0; b < r->rqs.nb; b++) {
-        for (struct rq_map_ent *e = r->rqs.b[b], *n; e; e = n) {
-            n = e->next;
-            struct rq *q = e->val;
-            if (!q->dirty && q->fn == NULL && rq_final(q->state) && q->ended_ms &&
-                q->nfinal == q->nexes)
-                rq_free(r, q);
-        }
+    for (struct rq *q = sweep, *n; q; q = n) {
+        n = q->sweep_next;
+        q->in_sweep = false;
+        q->sweep_next = NULL;
+        if (!q->dirty && q->fn == NULL && rq_final(q->state) && q->ended_ms &&
+            q->nfinal == q->nexes)
+            rq_free(r, q);
     }
 }
 

@@ -147,6 +147,8 @@ struct rq {
     size_t nvnbs;
     bool is_new, dirty, suspended, late_reported;
     struct rq *dirty_next;
+    struct rq *sweep_next; /* written in this commit: may now leave memory */
+    bool in_sweep;
     json_t *target_rows; /* decisions per installation, written with the first row */
     char *idem_key, *body_hash;
     json_t *answer;        /* the first answer: {"status": n, "slug": s|null, "doc": {...}} */

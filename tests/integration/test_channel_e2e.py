@@ -193,6 +193,56 @@ class GwaThrottlesTest(SystemTest):
         self.assertIn("429", self.sys.clsmd.log())
 
 
+class PendingWindowTest(SystemTest):
+    """At most gwa.max_pending channel requests are with a GWA and not yet
+    opened; the rest wait in clsmd's queue until one opens or expires."""
+    gateways = 8
+    gwa_args = ("--drop-wakeups", "100")  # accepted, but no gateway ever dials
+    clsmd_args = ("--set", "gwa.max_pending=3", "--set", "gwa.channel_wait_s=5")
+
+    def gauge(self, state):
+        return metric(self.sys, 'clsm_gwa_channel_requests{state="%s"}' % state)
+
+    def test_window_holds_and_moves_on_expiry(self):
+        ids = [self.submit(device(self.sys, i), limit_for(self.sys, i)) for i in range(6)]
+        deadline = time.time() + 5
+        while self.sys.gwa_stats()["channel_requests"]["accepted"] < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # time for more to go out, were the window not held
+        self.assertEqual(self.sys.gwa_stats()["channel_requests"]["accepted"], 3)
+        self.assertEqual(self.gauge("with_gwa"), 3)
+        self.assertEqual(self.gauge("queued"), 3)
+        # The first three expire (5 s plus a poll); the queued three take
+        # their places, the expired ones queue again behind them.
+        seen_max = 0
+        deadline = time.time() + 20
+        while self.sys.gwa_stats()["channel_requests"]["accepted"] < 6 and time.time() < deadline:
+            seen_max = max(seen_max, self.gauge("with_gwa"))
+            time.sleep(0.2)
+        self.assertGreaterEqual(self.sys.gwa_stats()["channel_requests"]["accepted"], 6)
+        self.assertLessEqual(seen_max, 3)
+        for cid in ids:
+            c = self.sys.clsmd.request("GET", "/v1/commands/" + cid).json()
+            self.assertNotIn(c["state"], ("confirmed", "failed"), c)
+
+
+class SmallWindowTest(SystemTest):
+    """A window of one still serves every device, one channel after the
+    other: an opened channel makes room at once."""
+    gateways = 6
+    clsmd_args = ("--set", "gwa.max_pending=1")
+
+    def test_all_confirmed_through_a_window_of_one(self):
+        t0 = time.time()
+        ids = [self.submit(device(self.sys, i), limit_for(self.sys, i)) for i in range(6)]
+        for cid in ids:
+            self.assertEqual(self.sys.wait_command(cid, timeout=60)["state"], "confirmed")
+        # Not paced by the status poll (2 s): six channels take far less.
+        self.assertLess(time.time() - t0, 10)
+        self.assertEqual(self.sys.gwa_stats()["channel_requests"]["accepted"], 6)
+        self.assertEqual(metric(self.sys, 'clsm_gwa_channel_requests{state="with_gwa"}'), 0)
+
+
 class DeviceFaultsTest(SystemTest):
     gateways = 8
     smgw_args = ("--fault", "drop:SB-ETST0000000001",
