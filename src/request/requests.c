@@ -324,6 +324,16 @@ static void answer(struct rq *q, int status_override)
     fn(q->fn_arg, status, slug, doc, loc);
 }
 
+/* Once stored, a request's target rows are not needed again, nor the
+ * document of its first answer when it was admitted: a replay answers with
+ * the request as it is then. Only a rejection's document is kept. */
+static void forget_written(struct rq *q)
+{
+    json_array_clear(q->target_rows);
+    if (json_is_null(json_object_get(q->answer, "slug")))
+        json_object_del(q->answer, "doc");
+}
+
 static void rq_done(void *arg, int rc)
 {
     struct requests *r = arg;
@@ -378,6 +388,7 @@ static void rq_done(void *arg, int rc)
         q->dirty_next = NULL;
         q->is_new = false;
         answer(q, 0);
+        forget_written(q);
         if (!q->in_sweep) {
             q->in_sweep = true;
             q->sweep_next = sweep;
@@ -1007,15 +1018,16 @@ static int replay(struct requests *r, const struct requests_who *who, const char
     struct rq *q = rq__map_get(&r->idem, k);
     const char *first_hash = NULL;
     json_t *ans = NULL;
-    if (q) {
+    if (q && q->fn) {
+        problem(fn, arg, 409, "in-progress", NULL,
+                "a request with this Idempotency-Key is still being admitted; ask again");
+        return 1;
+    }
+    if (q && json_object_get(q->answer, "doc")) {
         first_hash = q->body_hash;
         ans = q->answer;
-        if (q->fn) {
-            problem(fn, arg, 409, "in-progress", NULL,
-                    "a request with this Idempotency-Key is still being admitted; ask again");
-            return 1;
-        }
     } else if (store_request_find_idem(r->store, who->party, key, &row) == 0) {
+        /* The first answer as stored (memory keeps only a rejection's). */
         first_hash = json_string_value(json_object_get(row, "body_hash"));
         ans = json_object_get(row, "answer");
     } else {
@@ -1741,6 +1753,7 @@ static int load_request(struct requests *r, const json_t *row)
         rq__map_put(&r->idem, k, q);
     }
     q->answer = json_deep_copy(json_object_get(row, "answer"));
+    forget_written(q);
     int rc = request_parse(json_object_get(row, "spec"), 0, true, &q->spec, &err);
     if (rc == 0) {
         q->spec.act.intervals = q->spec.intervals;
