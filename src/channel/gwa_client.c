@@ -38,6 +38,7 @@ struct req {
     char gwa_req_id[97];
     enum req_state state;
     int cancelled; /* no longer wanted while in an exchange */
+    bool urgent;   /* in the urgent queue when queued */
     int64_t accepted_ms;
     struct gwa *gwa;
     struct req *prev, *next; /* in its GWA's queue or list of waiting requests */
@@ -52,8 +53,8 @@ struct gwa {
     int pending; /* RQ_SUBMITTING, RQ_WAITING, RQ_POLLING */
     int64_t paused_until_ms;
     int backoff_s;
-    struct req_list queue;   /* RQ_QUEUED, oldest first */
-    struct req_list waiting; /* RQ_WAITING, least recently polled first */
+    struct req_list queue[2]; /* RQ_QUEUED, oldest first: [0] urgent, [1] the rest */
+    struct req_list waiting;  /* RQ_WAITING, least recently polled first */
     struct gwa *next;
 };
 
@@ -250,7 +251,7 @@ static void set_state(struct gwa_client *g, struct req *r, enum req_state to, in
     enum req_state from = r->state;
 
     if (from == RQ_QUEUED) {
-        list_del(&w->queue, r);
+        list_del(&w->queue[!r->urgent], r);
         g->queued--;
     } else if (from == RQ_WAITING) {
         list_del(&w->waiting, r);
@@ -258,11 +259,17 @@ static void set_state(struct gwa_client *g, struct req *r, enum req_state to, in
     w->pending += is_pending(to) - is_pending(from);
     r->state = to;
     if (to == RQ_QUEUED) {
-        list_push(&w->queue, r, front);
+        list_push(&w->queue[!r->urgent], r, front);
         g->queued++;
     } else if (to == RQ_WAITING) {
         list_push(&w->waiting, r, front);
     }
+}
+
+/* The request to send next: urgent ones first. */
+static struct req *next_queued(const struct gwa *w)
+{
+    return w->queue[0].head ? w->queue[0].head : w->queue[1].head;
 }
 
 /* Forget a request: out of its lists, the counts and the index. */
@@ -629,7 +636,7 @@ static void pump_gwa(struct gwa_client *g, struct gwa *w, int64_t now, int poll)
 {
     if (w->paused_until_ms > now)
         return;
-    while (w->queue.head && w->in_flight < w->max_concurrent &&
+    while (next_queued(w) && w->in_flight < w->max_concurrent &&
            (g->cfg.max_pending <= 0 || w->pending < g->cfg.max_pending)) {
         size_t n = 0, cap = (size_t)g->cfg.batch_max;
         if (g->cfg.max_pending > 0 && cap > (size_t)(g->cfg.max_pending - w->pending))
@@ -637,8 +644,8 @@ static void pump_gwa(struct gwa_client *g, struct gwa *w, int64_t now, int poll)
         struct req **batch = calloc(cap, sizeof *batch);
         if (batch == NULL)
             return;
-        while (n < cap && w->queue.head) {
-            batch[n] = w->queue.head;
+        while (n < cap && next_queued(w)) {
+            batch[n] = next_queued(w);
             set_state(g, batch[n], RQ_SUBMITTING, 0);
             n++;
         }
@@ -748,8 +755,8 @@ void gwa_client_free(struct gwa_client *g)
     while (g->gwas) {
         struct gwa *w = g->gwas;
         g->gwas = w->next;
-        while (w->queue.head)
-            req_free(g, w->queue.head);
+        while (next_queued(w))
+            req_free(g, next_queued(w));
         while (w->waiting.head)
             req_free(g, w->waiting.head);
         free(w);
@@ -766,10 +773,19 @@ void gwa_client_free(struct gwa_client *g)
     free(g);
 }
 
-int gwa_client_request(struct gwa_client *g, const char *smgw, const char *device)
+int gwa_client_request(struct gwa_client *g, const char *smgw, const char *device, bool urgent)
 {
-    if (find_req(g, device) != NULL)
-        return 0; /* already asked for */
+    struct req *old = find_req(g, device);
+    if (old != NULL) { /* already asked for; urgent now, it moves ahead */
+        if (urgent && !old->urgent && old->state == RQ_QUEUED) {
+            list_del(&old->gwa->queue[1], old);
+            old->urgent = true;
+            list_push(&old->gwa->queue[0], old, 0);
+            schedule_pump(g);
+        }
+        old->urgent = old->urgent || urgent;
+        return 0;
+    }
     struct gwa *w = gwa_for(g, smgw);
     if (w == NULL)
         return -ENOENT;
@@ -778,6 +794,7 @@ int gwa_client_request(struct gwa_client *g, const char *smgw, const char *devic
         free(r);
         return -ENOMEM;
     }
+    r->urgent = urgent;
     set_state(g, r, RQ_QUEUED, 0);
     schedule_pump(g);
     return 0;

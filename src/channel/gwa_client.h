@@ -18,6 +18,7 @@
 #define CLSM_GWA_CLIENT_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct store;
@@ -60,10 +61,12 @@ void gwa_client_free(struct gwa_client *g);
 
 /*
  * Ask for a channel to 'device' behind gateway 'smgw' (the GWA is found in
- * the registry). A request already pending for the device is not repeated.
+ * the registry). Urgent requests (grid work) leave our queue before all
+ * others; each kind in the order asked. A request already pending for the
+ * device is not repeated, but moves ahead when now asked for urgently.
  * Returns 0, -ENOENT (gateway or GWA unknown), or -ENOMEM.
  */
-int gwa_client_request(struct gwa_client *g, const char *smgw, const char *device);
+int gwa_client_request(struct gwa_client *g, const char *smgw, const char *device, bool urgent);
 
 /* The channel to 'device' opened (or is no longer wanted): stop tracking. */
 void gwa_client_done(struct gwa_client *g, const char *device);

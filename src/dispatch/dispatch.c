@@ -48,6 +48,7 @@ struct cmd {
     int stored;      /* durable at least once: may be sent */
     char error[512]; /* holds a GWA reason (up to 255 bytes) with its prefix */
     bool permanent;  /* failed for a reason retrying will not change */
+    bool urgent;     /* its channel is asked for ahead of other work */
     struct event *timer;
     int dirty;
     struct cmd *dirty_next;
@@ -477,8 +478,8 @@ static void ask_for_channel(struct dispatch *d, struct cmd *c)
         cmd_set_state(d, c, C_FAILED, "no channel and no GWA client (channels are off)");
         return;
     }
-    if (!v->channel_asked) {
-        int rc = gwa_client_request(d->gwa, v->smgw, v->id);
+    if (!v->channel_asked || c->urgent) { /* again when urgent: moves it ahead */
+        int rc = gwa_client_request(d->gwa, v->smgw, v->id, c->urgent);
         if (rc != 0) {
             cmd_set_state(d, c, C_FAILED,
                           rc == -ENOENT ? "the gateway or its GWA is not in the registry"
@@ -789,6 +790,7 @@ int dispatch_submit(struct dispatch *d, const char *device, const json_t *contro
         return -ENOMEM;
     c->done = done;
     c->done_arg = arg;
+    c->urgent = true; /* an operator's command */
     LOG(LOG_INFO, "command submitted", LOG_S("command", c->id), LOG_S("device", device),
         LOG_S("by", by));
     mark_dirty(d, c);
@@ -796,7 +798,7 @@ int dispatch_submit(struct dispatch *d, const char *device, const json_t *contro
 }
 
 int dispatch_send(struct dispatch *d, const char *device, const json_t *control, const char *by,
-                  int64_t deadline_ms, char id_out[DISPATCH_ID_MAX])
+                  int64_t deadline_ms, bool urgent, char id_out[DISPATCH_ID_MAX])
 {
     struct dev *v = dev_get(d, device);
     uint8_t rnd[8];
@@ -811,6 +813,7 @@ int dispatch_send(struct dispatch *d, const char *device, const json_t *control,
     struct cmd *c = cmd_new(d, v, id, control, by, deadline_ms);
     if (c == NULL)
         return -ENOMEM;
+    c->urgent = urgent;
     if (id_out)
         str_copy(id_out, DISPATCH_ID_MAX, id);
     mark_dirty(d, c);

@@ -79,11 +79,13 @@ int dispatch_submit(struct dispatch *d, const char *device, const json_t *contro
  * callback (the reconciler's way): the command is written by the next
  * commit, together with whatever the caller changed in this loop
  * iteration, and sent after it. Its id is copied to 'id_out' (may be
- * NULL). The observer hears of its progress. Returns 0, -ENOENT (no such
- * device), -ENOMEM or -EIO.
+ * NULL). The observer hears of its progress. 'urgent' (grid work) asks
+ * for the channel ahead of other work waiting for a GWA (operators'
+ * commands through dispatch_submit() are always urgent). Returns 0,
+ * -ENOENT (no such device), -ENOMEM or -EIO.
  */
 int dispatch_send(struct dispatch *d, const char *device, const json_t *control, const char *by,
-                  int64_t deadline_ms, char id_out[DISPATCH_ID_MAX]);
+                  int64_t deadline_ms, bool urgent, char id_out[DISPATCH_ID_MAX]);
 
 /* The id of the device's unfinished command (the head of its queue), or
  * NULL; valid until the loop runs again. */

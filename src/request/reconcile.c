@@ -215,12 +215,22 @@ static int64_t command_deadline(const struct dev *d, int64_t now)
     return dl < now + MIN_CMD_WINDOW_S * 1000LL ? now + MIN_CMD_WINDOW_S * 1000LL : dl;
 }
 
+/* Grid work waits for the device: its channel is asked for ahead of
+ * market work (DESIGN.md §2, grid-serving before market-driven). */
+static bool grid_waits(const struct dev *d)
+{
+    for (const struct exe *e = d->waiting; e; e = e->wnext)
+        if (e->rq->spec.purpose == ARB_GRID)
+            return true;
+    return false;
+}
+
 static void send_limit(struct requests *r, struct dev *d, int dir, int64_t now)
 {
     json_t *ctl = limit_control(&d->want[dir], dir, now);
-    int rc =
-        ctl ? dispatch_send(r->dispatch, d->id, ctl, "reconcile", command_deadline(d, now), d->cmd)
-            : -ENOMEM;
+    int rc = ctl ? dispatch_send(r->dispatch, d->id, ctl, "reconcile", command_deadline(d, now),
+                                 grid_waits(d), d->cmd)
+                 : -ENOMEM;
     json_decref(ctl);
     if (rc != 0) {
         d->cmd[0] = '\0';

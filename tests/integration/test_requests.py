@@ -35,10 +35,13 @@ def dev(sys_, i):
 
 class RequestSystem(unittest.TestCase):
     gateways = 30
+    gwa_args = ()
+    clsmd_args = ()
 
     @classmethod
     def setUpClass(cls):
-        cls.sys = clsmtest.System(gateways=cls.gateways, prefix="REQ")
+        cls.sys = clsmtest.System(gateways=cls.gateways, prefix="REQ", gwa_args=cls.gwa_args,
+                                  clsmd_args=cls.clsmd_args)
         doc = cls.sys.doc
         # More parties, a second grid, and assignments for the market parties
         # on the first twelve installations (control) and the next three (read).
@@ -356,6 +359,42 @@ class MarketRequestTest(RequestSystem):
         self.wait_sim(d, lambda lim: lim["active"] and lim["value_w"] == 9000)
         # The second interval ("off" = 0 W, raised to the §14a floor).
         self.wait_sim(d, lambda lim: lim["active"] and lim["value_w"] == 4200, timeout=20)
+
+
+class GridFirstTest(RequestSystem):
+    """Grid work is asked for ahead of market work waiting for the GWA:
+    with a window of one pending channel request and no gateway ever
+    dialling, the supplier's three devices queue; the VNB's device, asked
+    for later, is the next one the GWA hears of."""
+    gateways = 15  # what the set-up assigns
+    gwa_args = ("--drop-wakeups", "100")
+    clsmd_args = ("--set", "gwa.max_pending=1", "--set", "gwa.channel_wait_s=5")
+
+    def accepted(self):
+        return [line.split(" cls=")[1].split()[0] for line in self.sys.gwa.log().splitlines()
+                if 'msg="channel request accepted"' in line]
+
+    def wait_accepted(self, n, timeout):
+        deadline = time.time() + timeout
+        while len(self.accepted()) < n and time.time() < deadline:
+            time.sleep(0.1)
+        got = self.accepted()
+        self.assertGreaterEqual(len(got), n, got)
+        return got
+
+    def test_grid_channel_overtakes_queued_market_ones(self):
+        for i in (0, 1, 4):  # a heat pump and two wallboxes
+            r = self.submit(LF, self.market("limit", {"installation": inst(self.sys, i)},
+                                            value_w=5000))
+            self.assertEqual(r.status, 202, r)
+        self.assertEqual(self.wait_accepted(1, 10), [dev(self.sys, 0)])
+        time.sleep(0.5)
+        self.assertEqual(len(self.accepted()), 1)  # the window holds the others
+        r = self.submit(VNB, self.grid("dim", {"installation": inst(self.sys, 3)}))  # heat pump
+        self.assertEqual(r.status, 202, r)
+        # The first request expires after 5 s; the grid one goes next.
+        got = self.wait_accepted(2, 20)
+        self.assertEqual(got[1], dev(self.sys, 3), got)
 
 
 class BadRequestTest(RequestSystem):
