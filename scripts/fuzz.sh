@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=$1
 secs=$2
 shift 2
-targets=${*:-import http csv mqtt lpc wakeup events}
+targets=${*:-import http csv mqtt lpc wakeup gwa events request cosem}
 mkdir -p "$build/fuzz-artifacts"
 for t in $targets; do
 	bin="$build/tests/fuzz_$t"

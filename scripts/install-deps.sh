@@ -14,7 +14,7 @@
 set -eu
 
 pkgs_build="build-essential cmake pkg-config python3 libevent-dev libssl-dev libsqlite3-dev \
-libjansson-dev libcurl4-openssl-dev libmosquitto-dev ca-certificates"
+libjansson-dev libcurl4-openssl-dev libxml2-dev libmosquitto-dev ca-certificates"
 pkgs_check="libcmocka-dev clang libclang-rt-14-dev clang-format python3 sqlite3 curl openssl"
 pkgs_bench="wrk nginx iproute2 procps python3 curl openssl"
 

@@ -87,6 +87,11 @@ static int is_metering_point(const char *s)
     return 1;
 }
 
+int reg_is_metering_point(const char *s)
+{
+    return is_metering_point(s);
+}
+
 /* --- descriptors -------------------------------------------------------- */
 
 static const char *const party_roles[] = {"vnb", "uenb", "lf", "aggregator", "msb", "admin", NULL};

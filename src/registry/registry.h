@@ -100,9 +100,10 @@ const struct reg_kind *reg_kind_by_plural(const char *plural);
 const struct reg_field *reg_field(const struct reg_kind *k, const char *name);
 
 /* Well-formedness of ids: nonzero when valid. */
-int reg_is_party_id(const char *s);   /* 13 digits (BDEW/DVGW market partner id) */
-int reg_is_smgw_id(const char *s);    /* E + 3 letters + 10 digits, EABC0012345678 */
-int reg_is_generic_id(const char *s); /* [A-Za-z0-9][A-Za-z0-9._:-]{0,95} */
+int reg_is_party_id(const char *s);       /* 13 digits (BDEW/DVGW market partner id) */
+int reg_is_smgw_id(const char *s);        /* E + 3 letters + 10 digits, EABC0012345678 */
+int reg_is_metering_point(const char *s); /* DE + 31 letters/digits, or 11 digits */
+int reg_is_generic_id(const char *s);     /* [A-Za-z0-9][A-Za-z0-9._:-]{0,95} */
 /* The format check of the key field of 'k'. */
 int reg_id_valid(const struct reg_kind *k, const char *id);
 
