@@ -79,7 +79,7 @@ chan=$(free_port)
 	--set "auth.admin_token=$token" --set log.level=error \
 	--set "tls.cert=$pki/emt/clsmd.crt" --set "tls.key=$pki/emt/clsmd.key" \
 	--set "tls.smgw_ca=$pki/smgw-ca.crt" --set "tls.gwa_ca=$pki/gwa-ca.crt" \
-	--set "channel.listen=127.0.0.1:$chan" --set "channel.max_channels=$n" \
+	--set "channel.listen=127.0.0.1:$chan" --set "meter.listen=127.0.0.1:0" --set "channel.max_channels=$n" \
 	2>"$work/clsmd.log" &
 clsmd_pid=$!
 for _ in $(seq 100); do

@@ -70,7 +70,7 @@ pids="$pids $gwa_pid"
 	--set "auth.admin_token=$token" --set log.level=warn \
 	--set "tls.cert=$work/pki/emt/clsmd.crt" --set "tls.key=$work/pki/emt/clsmd.key" \
 	--set "tls.smgw_ca=$work/pki/smgw-ca.crt" --set "tls.gwa_ca=$work/pki/gwa-ca.crt" \
-	--set "channel.listen=127.0.0.1:$chan" --set "channel.max_channels=15000" \
+	--set "channel.listen=127.0.0.1:$chan" --set "meter.listen=127.0.0.1:0" --set "channel.max_channels=15000" \
 	--set "request.max_targets=200000" 2>"$work/clsmd.log" &
 clsmd_pid=$!
 pids="$pids $clsmd_pid"

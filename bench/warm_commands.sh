@@ -45,7 +45,7 @@ for r in $(seq "$rounds"); do
 		--set "auth.admin_token=$token" --set log.level=warn \
 		--set "tls.cert=$pki/emt/clsmd.crt" --set "tls.key=$pki/emt/clsmd.key" \
 		--set "tls.smgw_ca=$pki/smgw-ca.crt" --set "tls.gwa_ca=$pki/gwa-ca.crt" \
-		--set "channel.listen=127.0.0.1:$chan" 2>"$work/clsmd.log" &
+		--set "channel.listen=127.0.0.1:$chan" --set "meter.listen=127.0.0.1:0" 2>"$work/clsmd.log" &
 	clsmd_pid=$!
 	for _ in $(seq 100); do
 		curl -sf "http://127.0.0.1:$api/healthz" >/dev/null 2>&1 && break

@@ -82,7 +82,7 @@ start_clsmd() {
 		--set "auth.admin_token=$token" \
 		--set "tls.cert=$dir/pki/emt/clsmd.crt" --set "tls.key=$dir/pki/emt/clsmd.key" \
 		--set "tls.smgw_ca=$dir/pki/smgw-ca.crt" --set "tls.gwa_ca=$dir/pki/gwa-ca.crt" \
-		--set "channel.listen=127.0.0.1:0" 2>"$dir/clsmd.log" &
+		--set "channel.listen=127.0.0.1:0" --set "meter.listen=127.0.0.1:0" 2>"$dir/clsmd.log" &
 	clsmd_pid=$!
 }
 start_clsmd "$port"

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 
 #include <curl/curl.h>
+#include <openssl/x509v3.h>
 
 #include "api/api.h"
 #include "audit/audit.h"
@@ -21,6 +22,7 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "dispatch/dispatch.h"
+#include "meter/meter.h"
 #include "request/requests.h"
 #include "store/commit.h"
 #include "store/store.h"
@@ -38,6 +40,9 @@ struct clsmd {
     struct requests *requests;
     struct channel_mgr *channels;
     struct gwa_client *gwa;
+    struct meter *meter;
+    SSL_CTX *meter_tls; /* holds the trust the meter service verifies signers with */
+    X509 *smgw_ca;
     struct event *sigterm, *sigint, *grace;
     int stopping;
     int pending_stops; /* parts still draining after a signal */
@@ -155,13 +160,63 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     struct timeval tv = {(time_t)(d->cfg.shutdown_grace_ms / 1000),
                          (suseconds_t)(d->cfg.shutdown_grace_ms % 1000) * 1000};
     event_add(d->grace, &tv);
-    d->pending_stops = d->channels ? 2 : 1;
+    d->pending_stops = 1 + (d->channels != NULL) + (d->meter != NULL);
     if (d->channels)
         channel_mgr_shutdown(d->channels, stopped_cb, d);
+    if (d->meter)
+        meter_shutdown(d->meter, stopped_cb, d);
     api_shutdown(d->api, stopped_cb, d);
 }
 
 static const int tls_versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+
+/* The passive EMT: the meter data listener, with the TLS profile and the
+ * gateway trust of the channels. Off with the channels. */
+static int start_meter(struct clsmd *d, const struct tls_profile *prof)
+{
+    char err[512];
+    struct hostport bound;
+
+    d->meter_tls =
+        tls_server_ctx(prof, d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_smgw_ca, err, sizeof err);
+    if (d->meter_tls == NULL) {
+        LOG(LOG_ERROR, "cannot set up TLS for meter data", LOG_S("error", err));
+        return -1;
+    }
+    /* The sub-CA among the trusted certificates issues gateways; with only
+     * self-signed ones the first of them. */
+    X509_STORE *trust = SSL_CTX_get_cert_store(d->meter_tls);
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(trust);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (c && (d->smgw_ca == NULL || !(X509_get_extension_flags(c) & EXFLAG_SS))) {
+            X509_free(d->smgw_ca);
+            d->smgw_ca = X509_dup(c);
+            if (!(X509_get_extension_flags(c) & EXFLAG_SS))
+                break;
+        }
+    }
+    if (d->smgw_ca == NULL) {
+        LOG(LOG_ERROR, "tls.smgw_ca holds no certificate", LOG_S("file", d->cfg.tls_smgw_ca));
+        return -1;
+    }
+    struct meter_config mc = {(int)d->cfg.meter_max_connections, 60};
+    d->meter =
+        meter_new(d->base, d->store, d->committer, d->audit, d->meter_tls, trust, d->smgw_ca, &mc);
+    if (d->meter == NULL)
+        return -1;
+    int rc = meter_listen(d->meter, &d->cfg.meter_listen, &bound);
+    if (rc != 0) {
+        LOG(LOG_ERROR, "cannot listen for meter data", LOG_S("host", d->cfg.meter_listen.host),
+            LOG_I("port", d->cfg.meter_listen.port), LOG_S("error", strerror(-rc)));
+        return -1;
+    }
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(bound.host, ':') ? "[%s]:%d" : "%s:%d", bound.host,
+             bound.port);
+    LOG(LOG_INFO, "meter data listening", LOG_S("addr", addr));
+    return 0;
+}
 
 /* The CLS channels: TLS listener, lpc-mqtt, the GWA client. Off (with a
  * warning) when no EMT certificate is configured. */
@@ -230,7 +285,7 @@ static int start_channels(struct clsmd *d)
     dispatch_attach(d->dispatch, d->channels, d->gwa);
     LOG(LOG_INFO, "channels listening", LOG_S("addr", endpoint),
         LOG_I("max_channels", d->cfg.channel_max_channels));
-    return 0;
+    return start_meter(d, &prof);
 }
 
 /* One descriptor per channel and API connection, plus the store, the
@@ -356,6 +411,9 @@ out:
     dispatch_free(d.dispatch);
     gwa_client_free(d.gwa);
     channel_mgr_free(d.channels);
+    meter_free(d.meter);
+    SSL_CTX_free(d.meter_tls);
+    X509_free(d.smgw_ca);
     api_free(d.api);
     audit_free(d.audit);
     commit_free(d.committer);

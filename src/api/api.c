@@ -58,6 +58,8 @@ static const struct api_route routes[] = {
      BODY_NONE, REG_INSTALLATION},
     {"GET", "/v1/segments/{id}/flexibility", api__segment_flexibility, AUTH_ANY, BODY_NONE,
      REG_SEGMENT},
+    {"GET", "/v1/metering-points/{id}/readings", api__metering_point_readings, AUTH_ANY, BODY_NONE,
+     -1},
     {"GET", "/v1/events", api__events_stream, AUTH_ANY, BODY_NONE, -1},
     {"GET", "/v1/audit", api__audit_list, AUTH_ADMIN, BODY_NONE, -1},
     {"GET", "/v1/webhooks", api__webhook_list, AUTH_ANY, BODY_NONE, -1},

@@ -128,6 +128,9 @@ void api__installation_state(struct api_call *c);
 void api__installation_flexibility(struct api_call *c);
 void api__segment_flexibility(struct api_call *c);
 
+/* Handlers (api_meter.c). */
+void api__metering_point_readings(struct api_call *c);
+
 /* Handlers, metrics and clean-up of events, webhooks and the audit listing
  * (api_events.c). */
 void api__events_stream(struct api_call *c);

@@ -55,6 +55,8 @@ struct clsm_config {
     struct hostport channel_listen;
     char channel_endpoint[300];
     long long channel_max_channels;
+    struct hostport meter_listen;
+    long long meter_max_connections;
     long long channel_handshake_timeout_s;
     long long channel_identify_timeout_s;
     long long channel_idle_timeout_s;

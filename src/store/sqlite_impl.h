@@ -33,5 +33,13 @@ int sq__executions_of(struct store *s, const char *request, const char *after, i
                       json_t **items, int *more);
 int sq__device_state_put(struct store *s, const char *device, const char *state, int64_t at);
 int sq__device_state_get(struct store *s, const char *device, json_t **out);
+int sq__meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t created_ms,
+                      int64_t received_ms, int64_t values);
+int sq__readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
+                     size_t *stored);
+int sq__meter_point_owner(struct store *s, const char *point, const char *bind_smgw, char *smgw,
+                          char *installation);
+int sq__readings_query(struct store *s, const struct store_reading_query *q, json_t **items,
+                       int *more);
 
 #endif

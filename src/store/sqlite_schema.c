@@ -210,5 +210,34 @@ static const char migration_4[] =
     " state TEXT NOT NULL,"
     " updated_at INTEGER NOT NULL) STRICT;";
 
-const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3, migration_4};
+/* Meter data: documents once per gateway and id, values once per metering
+ * point, OBIS code and capture time, and the gateway of each metering point
+ * that no installation names. */
+static const char migration_5[] =
+    "CREATE TABLE meter_documents ("
+    " smgw TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " nvalues INTEGER NOT NULL,"
+    " PRIMARY KEY (smgw, id)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE readings ("
+    " point TEXT NOT NULL,"
+    " obis TEXT NOT NULL,"
+    " time INTEGER NOT NULL,"
+    " value INTEGER NOT NULL,"
+    " scaler INTEGER NOT NULL,"
+    " unit INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " smgw TEXT NOT NULL,"
+    " PRIMARY KEY (point, obis, time)) STRICT, WITHOUT ROWID;"
+    "CREATE TABLE meter_points ("
+    " point TEXT PRIMARY KEY,"
+    " smgw TEXT NOT NULL,"
+    " first_seen INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX installations_metering_point ON installations(metering_point)"
+    " WHERE metering_point IS NOT NULL;";
+
+const char *const store_sqlite_migrations[] = {migration_1, migration_2, migration_3, migration_4,
+                                               migration_5};
 const int store_sqlite_nmigrations = (int)ARRAY_LEN(store_sqlite_migrations);

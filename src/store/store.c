@@ -229,3 +229,27 @@ int store_device_state_get(struct store *s, const char *device, json_t **out)
 {
     return s->ops->device_state_get(s, device, out);
 }
+
+int store_meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t created_ms,
+                        int64_t received_ms, int64_t values)
+{
+    return s->ops->meter_doc_put(s, smgw, id, created_ms, received_ms, values);
+}
+
+int store_readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
+                       size_t *stored)
+{
+    return s->ops->readings_put(s, smgw, r, n, stored);
+}
+
+int store_meter_point_owner(struct store *s, const char *point, const char *bind_smgw, char *smgw,
+                            char *installation)
+{
+    return s->ops->meter_point_owner(s, point, bind_smgw, smgw, installation);
+}
+
+int store_readings_query(struct store *s, const struct store_reading_query *q, json_t **items,
+                         int *more)
+{
+    return s->ops->readings_query(s, q, items, more);
+}

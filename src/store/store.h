@@ -259,4 +259,43 @@ int store_executions_of(struct store *s, const char *request, const char *after,
 int store_device_state_put(struct store *s, const char *device, const char *state, int64_t at);
 int store_device_state_get(struct store *s, const char *device, json_t **out);
 
+/*
+ * Meter data (meter/meter.h). A document is recorded once per gateway and
+ * document id; its values go in once per metering point, OBIS code and
+ * capture time (a value already there stays). A metering point that no
+ * installation names belongs to the first gateway that sends it.
+ */
+struct store_reading {
+    const char *point, *obis; /* "1-0:1.8.0" */
+    int64_t time_ms, value;
+    int scaler, unit;
+    uint32_t status;
+};
+/* Record the document: 0, or -EEXIST when it was recorded before. */
+int store_meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t created_ms,
+                        int64_t received_ms, int64_t values);
+/* Insert 'n' values sent by 'smgw'; '*stored' counts those that were new. */
+int store_readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
+                       size_t *stored);
+/* The gateway a metering point belongs to: the one behind the installation
+ * that names it, else the first that sent values for it (bound with
+ * 'bind_smgw' when not NULL and no gateway is known yet). '*installation'
+ * (may be NULL) gets the installation id or "". -ENOENT when unknown and
+ * not bound. Both outputs hold at least 97 bytes. */
+int store_meter_point_owner(struct store *s, const char *point, const char *bind_smgw, char *smgw,
+                            char *installation);
+/* Values of one metering point in [from, to), by OBIS code and time, in
+ * buckets of 'bucket_s' seconds (time = bucket start): a register's last
+ * value in the bucket, the mean of a power. Items: {"obis", "time" (ms),
+ * "value", "scaler", "unit", "count"}; after 'limit' items '*more' is 1. */
+struct store_reading_query {
+    const char *point;
+    const char *obis; /* NULL: all */
+    int64_t from_ms, to_ms;
+    int bucket_s; /* 900, 3600 or 86400 */
+    int limit;    /* 1..100000 */
+};
+int store_readings_query(struct store *s, const struct store_reading_query *q, json_t **items,
+                         int *more);
+
 #endif

@@ -885,6 +885,10 @@ static const struct store_ops sqlite_ops = {
     .executions_of = sq__executions_of,
     .device_state_put = sq__device_state_put,
     .device_state_get = sq__device_state_get,
+    .meter_doc_put = sq__meter_doc_put,
+    .readings_put = sq__readings_put,
+    .meter_point_owner = sq__meter_point_owner,
+    .readings_query = sq__readings_query,
 };
 
 /* mkdir -p of the directory holding 'path'. */

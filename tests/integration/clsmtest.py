@@ -333,11 +333,13 @@ class System:
                             self.dir, r'msg="gwa listening"')
             self.procs.append(self.gwa)
             self.channel_port = free_port()
+            self.meter_port = free_port()
             args = ["--set", "tls.cert=%s/emt/clsmd.crt" % self.pki,
                     "--set", "tls.key=%s/emt/clsmd.key" % self.pki,
                     "--set", "tls.smgw_ca=%s/smgw-chain.pem" % self.pki,
                     "--set", "tls.gwa_ca=%s/gwa-ca.crt" % self.pki,
-                    "--set", "channel.listen=127.0.0.1:%d" % self.channel_port]
+                    "--set", "channel.listen=127.0.0.1:%d" % self.channel_port,
+                    "--set", "meter.listen=127.0.0.1:%d" % self.meter_port]
             self.clsmd = Clsmd(workdir=self.dir, args=args + list(clsmd_args)).start()
             r = self.clsmd.request("POST", "/v1/import", body=self.doc)
             if r.status != 200:

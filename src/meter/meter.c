@@ -1,0 +1,402 @@
+/*
+ * meter.c - the meter data listener and its writer; see meter.h.
+ */
+#include "meter/meter.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "audit/audit.h"
+#include "common/log.h"
+#include "common/pki.h"
+#include "meter/cosem.h"
+#include "meter/signed.h"
+#include "registry/registry.h"
+#include "store/commit.h"
+#include "store/store.h"
+
+#define PATH "/v1/meter-data"
+
+/* A document waiting for the commit. */
+struct job {
+    struct meter *m;
+    struct http_request *req; /* NULL once the connection is gone */
+    char smgw[16];
+    struct cosem_doc doc;
+    struct store_reading *rows;
+    char (*obis)[24];
+    bool *bind; /* per metering point: no gateway known yet */
+    bool duplicate;
+    size_t stored;
+    int64_t received_ms;
+    struct job *next;
+};
+
+struct meter {
+    struct event_base *base;
+    struct store *store;
+    struct committer *committer;
+    struct audit *audit;
+    X509_STORE *trust;
+    X509 *smgw_ca;
+    struct http_server *http;
+    struct job *pending, **pending_tail; /* in the next commit */
+    struct job *writing;                 /* in the commit under way */
+    struct meter_stats stats;
+};
+
+/* --- answers ------------------------------------------------------------------------------ */
+
+static void reply_json(struct http_request *req, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    http_reply(req, status, "application/json", s, s ? strlen(s) : 0);
+    free(s);
+    json_decref(body);
+}
+
+static void problem(struct http_request *req, int status, const char *slug, const char *detail)
+{
+    char *s = http_problem_body(status, slug, detail, http_req_path(req), NULL, NULL);
+    http_reply(req, status, "application/problem+json", s, s ? strlen(s) : 0);
+    free(s);
+}
+
+/* Refuse a document: answer, count, and record the reason. */
+static void reject(struct meter *m, struct http_request *req, const char *smgw, const char *doc_id,
+                   int status, const char *slug, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static void reject(struct meter *m, struct http_request *req, const char *smgw, const char *doc_id,
+                   int status, const char *slug, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    m->stats.rejected++;
+    LOG(LOG_WARN, "meter data refused", LOG_S("smgw", smgw), LOG_S("document", doc_id),
+        LOG_I("status", status), LOG_S("reason", detail));
+    json_t *p = json_pack("{s:s, s:i, s:s}", "reason", detail, "status", status, "peer",
+                          http_req_peer(req));
+    if (doc_id && doc_id[0])
+        json_object_set_new(p, "document", json_string(doc_id));
+    audit_append(m->audit, "meter_data.rejected", smgw && smgw[0] ? smgw : "unknown", smgw, p);
+    problem(req, status, slug, detail);
+}
+
+/* --- the writer ------------------------------------------------------------------------- */
+
+static void job_free(struct job *j)
+{
+    if (j->req)
+        http_req_set_data(j->req, NULL);
+    cosem_doc_free(&j->doc);
+    free(j->rows);
+    free(j->obis);
+    free(j->bind);
+    free(j);
+}
+
+static int write_job(struct meter *m, struct job *j)
+{
+    int rc = store_meter_doc_put(m->store, j->smgw, j->doc.id, j->doc.created_ms, j->received_ms,
+                                 (int64_t)j->doc.nreadings);
+    if (rc == -EEXIST) {
+        j->duplicate = true;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < j->doc.npoints; i++) {
+        char owner[97];
+        if (j->bind[i] && (rc = store_meter_point_owner(m->store, j->doc.points[i].id, j->smgw,
+                                                        owner, NULL)) != 0)
+            return rc;
+    }
+    return store_readings_put(m->store, j->smgw, j->rows, j->doc.nreadings, &j->stored);
+}
+
+static int meter_write(void *arg)
+{
+    struct meter *m = arg;
+    m->writing = m->pending;
+    m->pending = NULL;
+    m->pending_tail = &m->pending;
+    for (struct job *j = m->writing; j; j = j->next) {
+        int rc = write_job(m, j);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void meter_done(void *arg, int rc)
+{
+    struct meter *m = arg;
+    struct job *js = m->writing;
+    m->writing = NULL;
+    if (rc != 0) {
+        /* Rolled back: everything again with the next commit, first. */
+        struct job *last = js;
+        if (js == NULL)
+            return;
+        while (last->next)
+            last = last->next;
+        last->next = m->pending;
+        if (m->pending == NULL)
+            m->pending_tail = &last->next;
+        m->pending = js;
+        for (struct job *j = js; j; j = j->next) {
+            j->stored = 0;
+            j->duplicate = false;
+        }
+        return;
+    }
+    for (struct job *j = js, *next; j; j = next) {
+        next = j->next;
+        m->stats.documents++;
+        m->stats.duplicates += j->duplicate ? 1 : 0;
+        m->stats.values += j->doc.nreadings;
+        m->stats.values_stored += j->stored;
+        if (j->req)
+            reply_json(j->req, j->duplicate ? 200 : 201,
+                       json_pack("{s:s, s:s, s:I, s:I, s:b}", "document", j->doc.id, "smgw",
+                                 j->smgw, "values", (json_int_t)j->doc.nreadings, "stored",
+                                 (json_int_t)j->stored, "duplicate", j->duplicate));
+        job_free(j);
+    }
+}
+
+/* --- the request ------------------------------------------------------------------------ */
+
+/* The gateway of the connection: issued by the SMGW sub-CA, named by a
+ * gateway id, in the registry. 0 or the HTTP status of the refusal. */
+static int peer_gateway(struct meter *m, struct http_request *req, X509 **peer, char smgw[16],
+                        char *why, size_t whylen)
+{
+    *peer = http_req_peer_cert(req);
+    smgw[0] = '\0';
+    if (*peer == NULL) {
+        snprintf(why, whylen, "no client certificate");
+        return 401;
+    }
+    if (!pki_issued_by(*peer, m->smgw_ca)) {
+        snprintf(why, whylen, "the client certificate was not issued by the SMGW sub-CA");
+        return 403;
+    }
+    if (pki_cert_cn(*peer, smgw, 16) != 0 || !reg_is_smgw_id(smgw)) {
+        smgw[0] = '\0';
+        snprintf(why, whylen, "the client certificate names no gateway");
+        return 403;
+    }
+    struct store_scope all = {SCOPE_ALL, NULL, NULL};
+    json_t *gw = NULL;
+    int rc = store_reg_get(m->store, &reg_kinds[REG_SMGW], smgw, &all, &gw);
+    json_decref(gw);
+    if (rc == -ENOENT) {
+        snprintf(why, whylen, "gateway %s is not in the registry", smgw);
+        return 403;
+    }
+    if (rc != 0) {
+        snprintf(why, whylen, "the store does not answer");
+        return 503;
+    }
+    return 0;
+}
+
+static void take_document(struct meter *m, struct http_request *req)
+{
+    char smgw[16], why[600], signer[16];
+    X509 *peer = NULL;
+    int status = peer_gateway(m, req, &peer, smgw, why, sizeof why);
+    if (status != 0) {
+        X509_free(peer);
+        if (status == 503)
+            problem(req, 503, "store-unavailable", why);
+        else
+            reject(m, req, smgw, NULL, status, "forbidden", "%s", why);
+        return;
+    }
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    char *content = NULL;
+    size_t clen = 0;
+    int rc = signed_open((const uint8_t *)body, len, m->trust, m->smgw_ca, peer, signer, &content,
+                         &clen, why, sizeof why);
+    X509_free(peer);
+    if (rc != 0) {
+        reject(m, req, smgw, NULL, rc == -EACCES ? 403 : 400,
+               rc == -EACCES ? "signature" : "bad-message", "%s", why);
+        return;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        free(content);
+        problem(req, 503, "overload", "out of memory");
+        return;
+    }
+    j->m = m;
+    j->received_ms = time_now_ms();
+    rc = cosem_parse(content, clen, j->received_ms, &j->doc, why, sizeof why);
+    free(content);
+    if (rc != 0) {
+        job_free(j);
+        reject(m, req, smgw, NULL, rc == -ENOMEM ? 503 : 422, "document", "%s", why);
+        return;
+    }
+    if (strcmp(j->doc.smgw, smgw) != 0) {
+        reject(m, req, smgw, j->doc.id, 403, "forbidden",
+               "the document names gateway %s, the connection is gateway %s", j->doc.smgw, smgw);
+        job_free(j);
+        return;
+    }
+    str_copy(j->smgw, sizeof j->smgw, smgw);
+    j->bind = calloc(j->doc.npoints, sizeof *j->bind);
+    j->rows = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *j->rows);
+    j->obis = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *j->obis);
+    if (j->bind == NULL || j->rows == NULL || j->obis == NULL) {
+        job_free(j);
+        problem(req, 503, "overload", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < j->doc.npoints; i++) {
+        char owner[97];
+        rc = store_meter_point_owner(m->store, j->doc.points[i].id, NULL, owner, NULL);
+        if (rc == -ENOENT) {
+            j->bind[i] = true; /* first seen: bound to this gateway with the values */
+        } else if (rc != 0) {
+            job_free(j);
+            problem(req, 503, "store-unavailable", "the store does not answer");
+            return;
+        } else if (strcmp(owner, smgw) != 0) {
+            reject(m, req, smgw, j->doc.id, 403, "forbidden",
+                   "metering point %s is not behind gateway %s", j->doc.points[i].id, smgw);
+            job_free(j);
+            return;
+        }
+    }
+    for (size_t i = 0; i < j->doc.nreadings; i++) {
+        const struct cosem_reading *r = &j->doc.readings[i];
+        cosem_obis_format(r->obis, j->obis[i], sizeof j->obis[i]);
+        j->rows[i] = (struct store_reading){j->doc.points[r->point].id,
+                                            j->obis[i],
+                                            r->time_ms,
+                                            r->value,
+                                            r->scaler,
+                                            r->unit,
+                                            r->status};
+    }
+    j->req = req;
+    http_req_set_data(req, j);
+    *m->pending_tail = j;
+    m->pending_tail = &j->next;
+    commit_want(m->committer);
+}
+
+static long long on_head(void *arg, struct http_request *req)
+{
+    (void)arg;
+    if (strcmp(http_req_path(req), PATH) == 0 && strcmp(http_req_method(req), "POST") == 0)
+        return SIGNED_MAX_BYTES;
+    return -1;
+}
+
+static void on_request(void *arg, struct http_request *req)
+{
+    struct meter *m = arg;
+    if (strcmp(http_req_path(req), PATH) != 0) {
+        problem(req, 404, "not-found", "this listener takes POST " PATH " only");
+        return;
+    }
+    if (strcmp(http_req_method(req), "POST") != 0) {
+        http_add_header(req, "Allow", "POST");
+        problem(req, 405, "method-not-allowed", "POST " PATH);
+        return;
+    }
+    take_document(m, req);
+}
+
+static void on_free(void *arg, struct http_request *req)
+{
+    struct job *j = http_req_data(req);
+    (void)arg;
+    if (j)
+        j->req = NULL; /* answered no more; the values are stored anyway */
+}
+
+/* --- life cycle -------------------------------------------------------------------------- */
+
+struct meter *meter_new(struct event_base *base, struct store *store, struct committer *committer,
+                        struct audit *audit, SSL_CTX *ctx, X509_STORE *trust, X509 *smgw_ca,
+                        const struct meter_config *cfg)
+{
+    struct meter *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->base = base;
+    m->store = store;
+    m->committer = committer;
+    m->audit = audit;
+    m->trust = trust;
+    m->smgw_ca = smgw_ca;
+    m->pending_tail = &m->pending;
+    struct http_limits lim = {
+        .max_head = 16384,
+        .max_body = 4096,
+        .max_output = 65536,
+        .max_connections = cfg->max_connections,
+        .idle_timeout_s = 60,
+        .request_timeout_s = cfg->request_timeout_s,
+    };
+    struct http_callbacks cb = {on_head, on_request, NULL, on_free, m};
+    struct commit_writer w = {meter_write, meter_done, m};
+    m->http = http_server_new(base, &lim, &cb);
+    if (m->http == NULL || commit_add(committer, &w) != 0) {
+        meter_free(m);
+        return NULL;
+    }
+    http_server_set_tls(m->http, ctx);
+    return m;
+}
+
+int meter_listen(struct meter *m, const struct hostport *addr, struct hostport *bound)
+{
+    return http_server_listen(m->http, addr, bound);
+}
+
+void meter_shutdown(struct meter *m, void (*done)(void *arg), void *arg)
+{
+    http_server_shutdown(m->http, done, arg);
+}
+
+void meter_free(struct meter *m)
+{
+    if (m == NULL)
+        return;
+    if (m->http)
+        http_server_free(m->http);
+    for (struct job *j = m->pending, *n; j; j = n) {
+        n = j->next;
+        j->req = NULL;
+        job_free(j);
+    }
+    for (struct job *j = m->writing, *n; j; j = n) {
+        n = j->next;
+        j->req = NULL;
+        job_free(j);
+    }
+    free(m);
+}
+
+void meter_stats(const struct meter *m, struct meter_stats *out)
+{
+    *out = m->stats;
+}

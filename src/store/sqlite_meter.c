@@ -1,0 +1,154 @@
+/*
+ * sqlite_meter.c - the SQLite backend's part for meter data: documents,
+ * values and the gateways of metering points (store.h, migration 5).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "store/sqlite_impl.h"
+
+int sq__meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t created_ms,
+                      int64_t received_ms, int64_t values)
+{
+    sqlite3_stmt *st = sq__prep(s, "INSERT OR IGNORE INTO meter_documents (smgw, id, created_at,"
+                                   " received_at, nvalues) VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, smgw, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, created_ms);
+    sqlite3_bind_int64(st, 4, received_ms);
+    sqlite3_bind_int64(st, 5, values);
+    int rc = sq__step_done(s, st);
+    if (rc != 0)
+        return rc;
+    return sq__changes(s) == 1 ? 0 : -EEXIST;
+}
+
+int sq__readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
+                     size_t *stored)
+{
+    sqlite3_stmt *st = sq__prep(s, "INSERT OR IGNORE INTO readings (point, obis, time, value,"
+                                   " scaler, unit, status, smgw) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                                   " ?7, ?8)");
+    *stored = 0;
+    if (st == NULL)
+        return sq__fail(s);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(st, 1, r[i].point, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, r[i].obis, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, r[i].time_ms);
+        sqlite3_bind_int64(st, 4, r[i].value);
+        sqlite3_bind_int(st, 5, r[i].scaler);
+        sqlite3_bind_int(st, 6, r[i].unit);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)r[i].status);
+        sqlite3_bind_text(st, 8, smgw, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return sq__fail(s);
+        *stored += (size_t)sq__changes(s);
+    }
+    return 0;
+}
+
+int sq__meter_point_owner(struct store *s, const char *point, const char *bind_smgw, char *smgw,
+                          char *installation)
+{
+    sqlite3_stmt *st = sq__prep(s, "SELECT d.smgw, i.id FROM installations i"
+                                   " JOIN devices d ON d.id = i.device"
+                                   " WHERE i.metering_point = ?1 ORDER BY i.id LIMIT 1");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, point, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    smgw[0] = '\0';
+    if (installation)
+        installation[0] = '\0';
+    if (rc == SQLITE_ROW) {
+        str_copy(smgw, 97, (const char *)sqlite3_column_text(st, 0));
+        if (installation)
+            str_copy(installation, 97, (const char *)sqlite3_column_text(st, 1));
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq__fail(s);
+    st = sq__prep(s, "SELECT smgw FROM meter_points WHERE point = ?1");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, point, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        str_copy(smgw, 97, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc != SQLITE_DONE)
+        return sq__fail(s);
+    if (bind_smgw == NULL)
+        return -ENOENT;
+    st = sq__prep(s, "INSERT INTO meter_points (point, smgw, first_seen) VALUES (?1, ?2, ?3)");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, point, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, bind_smgw, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, time_now_ms());
+    if ((rc = sq__step_done(s, st)) != 0)
+        return rc;
+    str_copy(smgw, 97, bind_smgw);
+    return 0;
+}
+
+/* A register's last value per bucket (SQLite takes the bare columns from
+ * the row of max()), a power's mean (C.D = 1.7 or 2.7). */
+int sq__readings_query(struct store *s, const struct store_reading_query *q, json_t **items,
+                       int *more)
+{
+    sqlite3_stmt *st = sq__prep(
+        s, "SELECT obis, (time / ?5) * ?5 AS bucket,"
+           " CASE WHEN obis LIKE '%:_.7.%' OR obis LIKE '%:__.7.%' THEN CAST(round(avg(value))"
+           " AS INTEGER) ELSE value END, scaler, unit, count(*), max(time)"
+           " FROM readings WHERE point = ?1 AND (?2 IS NULL OR obis = ?2)"
+           " AND time >= ?3 AND time < ?4"
+           " GROUP BY obis, bucket, scaler, unit ORDER BY obis, bucket LIMIT ?6");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, q->point, -1, SQLITE_STATIC);
+    if (q->obis)
+        sqlite3_bind_text(st, 2, q->obis, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, q->from_ms);
+    sqlite3_bind_int64(st, 4, q->to_ms);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)q->bucket_s * 1000);
+    sqlite3_bind_int(st, 6, q->limit + 1);
+    json_t *arr = json_array();
+    int rc, n = 0;
+    *more = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == q->limit) {
+            *more = 1;
+            break;
+        }
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:I, s:I, s:i, s:i, s:i}", "obis", sqlite3_column_text(st, 0), "time",
+                      (json_int_t)sqlite3_column_int64(st, 1), "value",
+                      (json_int_t)sqlite3_column_int64(st, 2), "scaler", sqlite3_column_int(st, 3),
+                      "unit", sqlite3_column_int(st, 4), "count", sqlite3_column_int(st, 5)));
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = sq__fail(s);
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *items = arr;
+    return 0;
+}

@@ -1,0 +1,332 @@
+"""Meter data end to end (DESIGN.md §5.6, docs/protocols/meter-data.md):
+gateways of the test PKI post COSEM-XML documents in CMS SignedData
+(signed with `openssl cms`) over mutual TLS (curl: Python's ssl module
+cannot offer brainpool groups as a client) to clsmd's meter data listener;
+what they pushed is read back through the API at every resolution, by the
+parties entitled to it and by no one else. Every kind of bad document is
+refused with its reason, stores nothing and is recorded in the event log.
+"""
+import calendar
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import clsmtest  # noqa: E402
+
+VNB = "9900000000019"
+OTHER_VNB = "9900000000095"
+LF = "9900000000033"
+OTHER_LF = "9900000000040"
+NS = "urn:clsm:cosem-xml:1"
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def quarter(now, back):
+    """The start of the quarter hour 'back' quarters before the last one."""
+    return (int(now) // 900 - back) * 900
+
+
+def document(smgw, points, doc_id=None, created=None):
+    """points: [(metering point, medium, [(obis, scaler, unit)], [(time, [values])], period)]"""
+    created = created or iso(time.time() - 60)
+    out = ["<?xml version='1.0' encoding='UTF-8'?>",
+           "<MeterData xmlns='%s' id='%s' smgw='%s' created='%s'>" %
+           (NS, doc_id or "doc-%d" % int(time.time() * 1000), smgw, created)]
+    for mp, medium, objs, entries, period in points:
+        out.append("<MeteringPoint id='%s' meter='M-%s' medium='%s'>" % (mp, mp[-6:], medium))
+        out.append("<ProfileGeneric%s><CaptureObjects>" %
+                   (" period='%d'" % period if period else ""))
+        for i, (obis, scaler, unit) in enumerate(objs, 1):
+            out.append("<CaptureObject index='%d' obis='%s' scaler='%d' unit='%d'/>" %
+                       (i, obis, scaler, unit))
+        out.append("</CaptureObjects><Buffer>")
+        for t, values in entries:
+            out.append("<Entry time='%s'>%s</Entry>" % (
+                t if isinstance(t, str) else iso(t),
+                "".join("<Value index='%d'>%d</Value>" % (i, v)
+                        for i, v in enumerate(values, 1) if v is not None)))
+        out.append("</Buffer></ProfileGeneric></MeteringPoint>")
+    out.append("</MeterData>")
+    return "\n".join(out)
+
+
+ELEC = [("1-0:1.8.0", -1, 30), ("1-0:2.8.0", -1, 30), ("1-0:1.7.0", 0, 27)]
+
+
+class MeterDataTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sys = clsmtest.System(gateways=4, prefix="MTR")
+        s = cls.sys
+        cls.gws = [g["id"] for g in s.doc["smgws"]]
+        cls.inst = s.doc["installations"]
+        # Metering points on the first two gateways' installations; a second
+        # grid with its own VNB, and a supplier assigned to the first one.
+        cls.mp = ["DE00012345678900000000000000%05d" % i for i in range(2)]
+        extra = {
+            "parties": [{"id": OTHER_VNB, "name": "Nachbarnetz", "role": "vnb"},
+                        {"id": LF, "name": "Lieferant", "role": "lf"},
+                        {"id": OTHER_LF, "name": "Anderer", "role": "lf"}],
+            "segments": [{"id": "OTHER", "name": "Nachbar", "level": "substation",
+                          "vnb": OTHER_VNB}],
+            "assignments": [{"party": LF, "installation": cls.inst[0]["id"],
+                             "rights": ["read"]}],
+        }
+        r = s.clsmd.request("POST", "/v1/import", body=extra)
+        assert r.status == 200, r
+        for i in range(2):
+            body = dict(cls.inst[i], metering_point=cls.mp[i])
+            for k in ("created_at", "updated_at"):
+                body.pop(k, None)
+            r = s.clsmd.request("PUT", "/v1/installations/" + cls.inst[i]["id"], body=body)
+            assert r.status == 200, r
+        cls.tokens = {}
+        for p in (VNB, OTHER_VNB, LF, OTHER_LF):
+            r = s.clsmd.request("POST", "/v1/parties/%s/tokens" % p, body={"label": "t"})
+            assert r.status == 201, r
+            cls.tokens[p] = r.json()["token"]
+        # Each gateway's certificate and key out of the bundle, for curl and
+        # openssl cms.
+        cls.keys = {}
+        with open(os.path.join(s.pki, "smgw", "gateways.pem")) as f:
+            pem = f.read()
+        blocks = [m.group(0) + "\n" for m in
+                  re.finditer(r"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----", pem, re.S)]
+        certs = [b for b in blocks if b.startswith("-----BEGIN CERTIFICATE")]
+        keys = [b for b in blocks if "PRIVATE KEY" in b.split("\n")[0]]
+        for gw, c, k in zip(cls.gws, certs, keys):
+            cp, kp = os.path.join(s.dir, gw + ".crt"), os.path.join(s.dir, gw + ".key")
+            with open(cp, "w") as f:
+                f.write(c)
+            with open(kp, "w") as f:
+                f.write(k)
+            cls.keys[gw] = (cp, kp)
+        subprocess.run([clsmtest.CLSM_PKI, "leaf", s.pki, "--ca", "smgw", "--cn", cls.gws[3],
+                        "--not-after", "-1", "--out", os.path.join(s.dir, "expired")],
+                       check=True, capture_output=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        rcs = cls.sys.close()
+        for name, log in cls.sys.logs.items():
+            for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+                if bad in log:
+                    raise AssertionError("sanitizer report in %s:\n%s" % (name, log[-6000:]))
+        for name, rc in rcs.items():
+            if rc != 0:
+                raise AssertionError("%s exited with %r" % (name, rc))
+
+    # --- helpers ---
+
+    def sign(self, gw, text, key_of=None):
+        cert, key = self.keys[key_of or gw]
+        path = os.path.join(self.sys.dir, "doc.xml")
+        with open(path, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+        return subprocess.run(["openssl", "cms", "-sign", "-binary", "-nodetach", "-outform",
+                               "DER", "-md", "sha256", "-signer", cert, "-inkey", key, "-in", path],
+                              check=True, capture_output=True).stdout
+
+    def post(self, gw, body, tls=None):
+        """POST as gateway 'gw' (or with the certificate pair 'tls');
+        returns (status, parsed answer or curl's error text)."""
+        cert, key = tls or self.keys[gw]
+        path = os.path.join(self.sys.dir, "body.der")
+        with open(path, "wb") as f:
+            f.write(body)
+        p = subprocess.run(["curl", "-s", "--tlsv1.2", "--tls-max", "1.2", "--curves",
+                            "brainpoolP256r1:prime256v1", "--cert", cert, "--key", key,
+                            "--cacert", os.path.join(self.sys.pki, "emt-chain.pem"),
+                            "-H", "Content-Type: application/pkcs7-mime; smime-type=signed-data",
+                            "--data-binary", "@" + path, "-w", "\n%{http_code}",
+                            "https://127.0.0.1:%d/v1/meter-data" % self.sys.meter_port],
+                           capture_output=True, timeout=60)
+        if p.returncode != 0:
+            return 0, p.stderr.decode() or "curl exit %d" % p.returncode
+        text, _, code = p.stdout.decode().rpartition("\n")
+        return int(code), json.loads(text) if text else None
+
+    def readings(self, mp, token="admin", **q):
+        query = "&".join("%s=%s" % kv for kv in q.items())
+        r = self.sys.clsmd.request("GET", "/v1/metering-points/%s/readings?%s" % (mp, query),
+                                   token=token)
+        return r
+
+    def rejected(self):
+        out, after = [], 0
+        while True:
+            r = self.sys.clsmd.request("GET", "/v1/audit?limit=1000&after=%d" % after)
+            self.assertEqual(r.status, 200, r)
+            page = r.json()
+            out += [json.loads(e["payload"]) for e in page["items"]
+                    if e["kind"] == "meter_data.rejected"]
+            if not page.get("next_after"):
+                return out
+            after = page["next_after"]
+
+    # --- tests ---
+
+    def test_values_pushed_are_served_at_every_resolution(self):
+        now = time.time()
+        base = quarter(now, 8) // 3600 * 3600  # a whole hour, two hours back at least
+        entries = []
+        for q in range(8):  # two hours of quarter hours
+            entries.append((base + q * 900, [10000 + 25 * q, 500 + q, 4000 + 100 * q]))
+        doc = document(self.gws[0], [(self.mp[0], "electricity", ELEC, entries, 900)],
+                       doc_id="resolutions")
+        status, ans = self.post(self.gws[0], self.sign(self.gws[0], doc))
+        self.assertEqual(status, 201, ans)
+        self.assertEqual((ans["values"], ans["stored"], ans["duplicate"]), (24, 24, False))
+        frm, to = iso(base), iso(base + 7200)
+        r = self.readings(self.mp[0], **{"from": frm, "to": to})
+        self.assertEqual(r.status, 200, r)
+        items = r.json()["items"]
+        self.assertEqual(len(items), 24)
+        got = {(i["obis"], i["time"]): (i["value"], i["scaler"], i["unit"]) for i in items}
+        for q, (t, values) in enumerate(entries):
+            for (obis, scaler, unit), v in zip(ELEC, values):
+                self.assertEqual(got[(obis, iso(t).replace("Z", ".000Z"))],
+                                 (v, scaler, "Wh" if unit == 30 else "W"))
+        # Hours: a register's last value, a power's mean.
+        r = self.readings(self.mp[0], **{"from": frm, "to": to, "resolution": "1h"}).json()
+        hours = {(i["obis"], i["time"]): i for i in r["items"]}
+        self.assertEqual(len(hours), 6)
+        for h in range(2):
+            t = iso(base + 3600 * h).replace("Z", ".000Z")
+            self.assertEqual(hours[("1-0:1.8.0", t)]["value"], entries[4 * h + 3][1][0])
+            self.assertEqual(hours[("1-0:2.8.0", t)]["value"], entries[4 * h + 3][1][1])
+            mean = sum(e[1][2] for e in entries[4 * h:4 * h + 4]) / 4
+            self.assertEqual(hours[("1-0:1.7.0", t)]["value"], round(mean))
+            self.assertEqual(hours[("1-0:1.7.0", t)]["count"], 4)
+        # Days, one OBIS code.
+        r = self.readings(self.mp[0], **{"from": frm, "to": to, "resolution": "1d",
+                                         "obis": "1-0:1.8.0"}).json()
+        self.assertEqual(len(r["items"]), 1 if base // 86400 == (base + 7199) // 86400 else 2)
+        self.assertEqual(r["items"][-1]["value"], entries[-1][1][0])
+        # Bad queries.
+        for q in ({"resolution": "5m"}, {"obis": "1.8.0"}, {"from": "yesterday"},
+                  {"from": to, "to": frm}, {"limit": "5"}):
+            self.assertEqual(self.readings(self.mp[0], **q).status, 400, q)
+
+    def test_sent_twice_stores_once(self):
+        t = quarter(time.time(), 20)
+        doc = document(self.gws[1], [(self.mp[1], "electricity", ELEC, [(t, [1, 2, 3])], 900)],
+                       doc_id="twice")
+        body = self.sign(self.gws[1], doc)
+        self.assertEqual(self.post(self.gws[1], body)[0], 201)
+        status, ans = self.post(self.gws[1], body)
+        self.assertEqual(status, 200, ans)
+        self.assertEqual((ans["duplicate"], ans["stored"]), (True, 0))
+        # The same values in a new document: taken, nothing new stored.
+        doc2 = doc.replace("id='twice'", "id='twice-again'")
+        status, ans = self.post(self.gws[1], self.sign(self.gws[1], doc2))
+        self.assertEqual((status, ans["duplicate"], ans["stored"]), (201, False, 0))
+
+    def test_entitlement(self):
+        t = quarter(time.time(), 30)
+        doc = document(self.gws[0], [(self.mp[0], "electricity", ELEC[:1], [(t, [77])], 900)],
+                       doc_id="entitlement")
+        self.assertEqual(self.post(self.gws[0], self.sign(self.gws[0], doc))[0], 201)
+        q = {"from": iso(t), "to": iso(t + 900)}
+        self.assertEqual(self.readings(self.mp[0], **q).json()["items"][0]["value"], 77)
+        for party, want in ((VNB, 200), (LF, 200), (OTHER_VNB, 404), (OTHER_LF, 404)):
+            r = self.readings(self.mp[0], token=self.tokens[party], **q)
+            self.assertEqual(r.status, want, (party, r))
+            if want == 200:
+                self.assertEqual(r.json()["items"][0]["value"], 77)
+        # The supplier is assigned to the first installation only.
+        self.assertEqual(self.readings(self.mp[1], token=self.tokens[LF]).status, 404)
+        self.assertEqual(self.readings("DE0009999999999999999999999999999").status, 404)
+        self.assertEqual(self.readings("nonsense").status, 404)
+        self.assertEqual(self.readings(self.mp[0], token="wrong-token").status, 401)
+
+    def test_meter_without_installation_belongs_to_its_first_gateway(self):
+        water = "DE0001234567890000000000000WATER1"
+        t = quarter(time.time(), 4) // 86400 * 86400
+        doc = document(self.gws[2], [(water, "water", [("8-0:1.0.0", -3, 13)], [(t, [123456])],
+                                      86400)], doc_id="water-1")
+        status, ans = self.post(self.gws[2], self.sign(self.gws[2], doc))
+        self.assertEqual(status, 201, ans)
+        r = self.readings(water, **{"from": iso(t), "to": iso(t + 86400), "resolution": "1d"})
+        self.assertEqual(r.json()["items"][0]["unit"], "m3")
+        # The gateway's VNB sees it; another gateway cannot write to it.
+        self.assertEqual(self.readings(water, token=self.tokens[VNB]).status, 200)
+        self.assertEqual(self.readings(water, token=self.tokens[OTHER_VNB]).status, 404)
+        doc = doc.replace(self.gws[2], self.gws[3]).replace("water-1", "water-2")
+        status, ans = self.post(self.gws[3], self.sign(self.gws[3], doc))
+        self.assertEqual(status, 403, ans)
+        self.assertIn("is not behind gateway", ans["detail"])
+
+    def test_refusals_store_nothing_and_are_recorded(self):
+        gw, mp = self.gws[0], self.mp[0]
+        t = quarter(time.time(), 50)
+        good = document(gw, [(mp, "electricity", ELEC, [(t, [5, 6, 7])], 900)], doc_id="bad")
+        signed = self.sign(gw, good)
+        tampered = bytearray(signed)
+        at = bytes(tampered).find(b"MeterData")
+        tampered[at] ^= 0x20
+        bomb = ("<!DOCTYPE MeterData [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;'>"
+                "<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;'>]>\n") + good.split("\n", 1)[1].replace(
+                    "<Buffer>", "<Buffer>&c;")
+        xxe = ("<!DOCTYPE MeterData [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>\n" +
+               good.split("\n", 1)[1])
+        cases = [
+            ("tampered signature", gw, bytes(tampered), None, 403, "signature does not verify"),
+            ("another gateway's signature", gw, self.sign(gw, good, key_of=self.gws[1]), None,
+             403, "not the gateway of this connection"),
+            ("document of another gateway", self.gws[1],
+             self.sign(self.gws[1], good.replace("smgw='%s'" % gw, "smgw='%s'" % self.gws[1])),
+             None, 403, "is not behind gateway"),
+            ("names another gateway", self.gws[1], self.sign(self.gws[1], good), None, 403,
+             "the document names gateway"),
+            ("XML bomb", gw, self.sign(gw, bomb), None, 422, "document type declaration"),
+            ("external entity", gw, self.sign(gw, xxe), None, 422, "document type declaration"),
+            ("wrong unit", gw, self.sign(gw, good.replace("scaler='0' unit='27'",
+                                                          "scaler='0' unit='30'")),
+             None, 422, "does not fit"),
+            ("far future", gw, self.sign(gw, good.replace(iso(t), iso(t + 10 * 86400))), None,
+             422, "in the future"),
+            ("not CMS", gw, good.encode(), None, 400, "not a DER-encoded CMS"),
+        ]
+        before = len(self.rejected())
+        for name, sender, body, tls, want, reason in cases:
+            status, ans = self.post(sender, body, tls)
+            self.assertEqual(status, want, (name, ans))
+            self.assertIn(reason, ans["detail"], name)
+        # Too large for the listener: refused before it is read.
+        status, ans = self.post(gw, b"\x30" * (5 * 1024 * 1024 + 1))
+        self.assertEqual(status, 413, ans)
+        # An expired gateway certificate does not get through TLS at all.
+        expired = (os.path.join(self.sys.dir, "expired.crt"),
+                   os.path.join(self.sys.dir, "expired.key"))
+        status, err = self.post(self.gws[3], self.sign(self.gws[3], good), tls=expired)
+        self.assertEqual(status, 0, err)
+        # Nothing of any of them was stored, every refusal is on record.
+        r = self.readings(mp, **{"from": iso(t), "to": iso(t + 900)})
+        self.assertEqual(r.json()["items"], [])
+        got = self.rejected()[before:]
+        self.assertEqual(len(got), len(cases))
+        for (name, _, _, _, want, reason), ev in zip(cases, got):
+            self.assertEqual(ev["status"], want, name)
+            self.assertIn(reason, ev["reason"], name)
+
+    def test_listener_takes_only_meter_data(self):
+        cert, key = self.keys[self.gws[0]]
+        p = subprocess.run(["curl", "-s", "--tlsv1.2", "--tls-max", "1.2", "--curves",
+                            "brainpoolP256r1", "--cert", cert, "--key", key, "--cacert",
+                            os.path.join(self.sys.pki, "emt-chain.pem"), "-w", " %{http_code}",
+                            "https://127.0.0.1:%d/v1/meter-data" % self.sys.meter_port],
+                           capture_output=True, timeout=30)
+        self.assertTrue(p.stdout.decode().endswith(" 405"), p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
