@@ -25,7 +25,7 @@ build=${BUILD_DIR:-$here/build}
 work=$(mktemp -d)
 token=bench-admin-token-0123456789
 pids=""
-trap 'for x in $pids; do kill $x 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'for x in $pids; do kill $x 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 . "$here/bench/lib.sh"
 
 api=$(free_port)
@@ -95,7 +95,7 @@ for gi in range(g):
         cfg.append('url = "https://127.0.0.1:%s/v1/meter-data"\ndata-binary = "@%s"\n'
                    'cert = "%s"\nkey = "%s"\ncacert = "%s"\n'
                    'header = "Content-Type: application/pkcs7-mime"\noutput = "/dev/null"\n'
-                   'write-out = "%%{http_code}\\n"\ntlsv1.2\ncurves = "brainpoolP256r1"\n'
+                   'write-out = "%%{http_code}\\n"\ntlsv1.2\ntls-max = "1.2"\ncurves = "brainpoolP256r1"\n'
                    % (port, der, crt, key, os.path.join(work, "pki", "emt-chain.pem")))
     open(os.path.join(gdir, "curl.cfg"), "w").write("next\n".join(cfg))
 PY
