@@ -212,6 +212,71 @@ static int peer_gateway(struct meter *m, struct http_request *req, X509 **peer, 
     return 0;
 }
 
+/* The VNB of the segment of gateway 'smgw' into 'out' (97 bytes; "" when
+ * unknown). */
+static void gateway_vnb(struct meter *m, const char *smgw, char *out)
+{
+    struct store_scope all = {SCOPE_ALL, NULL, NULL};
+    json_t *gw = NULL, *seg = NULL;
+    out[0] = '\0';
+    if (store_reg_get(m->store, &reg_kinds[REG_SMGW], smgw, &all, &gw) == 0) {
+        const char *id = json_string_value(json_object_get(gw, "segment"));
+        if (id && store_reg_get(m->store, &reg_kinds[REG_SEGMENT], id, &all, &seg) == 0)
+            str_copy(out, 97, json_string_value(json_object_get(seg, "vnb")));
+    }
+    json_decref(gw);
+    json_decref(seg);
+}
+
+/* Star-shaped forwarding: one event per metering point with its values,
+ * for the parties entitled to them (webhooks and streams deliver it). */
+static int forward(struct meter *m, const struct job *j)
+{
+    const struct cosem_doc *d = &j->doc;
+    size_t r = 0;
+    for (size_t i = 0; i < d->npoints; i++) {
+        const struct cosem_point *p = &d->points[i];
+        json_t *parties = NULL;
+        char vnb[97];
+        const char *aud[AUDIT_AUDIENCE_MAX];
+        size_t naud = 0;
+        if (j->bind[i]) {
+            gateway_vnb(m, j->smgw, vnb);
+            if (vnb[0])
+                aud[naud++] = vnb;
+        } else if (store_meter_point_audience(m->store, p->id, &parties) == 0) {
+            size_t k;
+            json_t *v;
+            json_array_foreach(parties, k, v)
+            {
+                if (naud < AUDIT_AUDIENCE_MAX)
+                    aud[naud++] = json_string_value(v);
+            }
+        } else {
+            return -EIO;
+        }
+        json_t *values = json_array();
+        for (; r < d->nreadings && d->readings[r].point == i; r++) {
+            const struct cosem_reading *x = &d->readings[r];
+            char t[40];
+            const char *unit = cosem_unit_name(x->unit);
+            json_array_append_new(
+                values, json_pack("{s:s, s:s, s:I, s:i, s:s, s:I}", "obis", j->obis[r], "time",
+                                  time_format_ms(x->time_ms, t, sizeof t), "value",
+                                  (json_int_t)x->value, "scaler", (int)x->scaler, "unit",
+                                  unit ? unit : "?", "status", (json_int_t)x->status));
+        }
+        char subject[96];
+        snprintf(subject, sizeof subject, "metering_point:%s", p->id);
+        audit_append_to(m->audit, "meter_data.values", subject, j->smgw, aud, naud,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "metering_point", p->id,
+                                  "meter", p->meter, "medium", cosem_medium_name(p->medium), "smgw",
+                                  j->smgw, "document", d->id, "values", values));
+        json_decref(parties);
+    }
+    return 0;
+}
+
 static void take_document(struct meter *m, struct http_request *req)
 {
     char smgw[16], why[600], signer[16];
@@ -259,6 +324,23 @@ static void take_document(struct meter *m, struct http_request *req)
         return;
     }
     str_copy(j->smgw, sizeof j->smgw, smgw);
+    rc = store_meter_doc_exists(m->store, smgw, j->doc.id);
+    if (rc == 0) { /* sent before: stored then, nothing to do now */
+        m->stats.documents++;
+        m->stats.duplicates++;
+        m->stats.values += j->doc.nreadings;
+        reply_json(req, 200,
+                   json_pack("{s:s, s:s, s:I, s:I, s:b}", "document", j->doc.id, "smgw", smgw,
+                             "values", (json_int_t)j->doc.nreadings, "stored", (json_int_t)0,
+                             "duplicate", 1));
+        job_free(j);
+        return;
+    }
+    if (rc != -ENOENT) {
+        job_free(j);
+        problem(req, 503, "store-unavailable", "the store does not answer");
+        return;
+    }
     j->bind = calloc(j->doc.npoints, sizeof *j->bind);
     j->rows = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *j->rows);
     j->obis = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *j->obis);
@@ -293,6 +375,11 @@ static void take_document(struct meter *m, struct http_request *req)
                                             r->scaler,
                                             r->unit,
                                             r->status};
+    }
+    if (forward(m, j) != 0) {
+        job_free(j);
+        problem(req, 503, "store-unavailable", "the store does not answer");
+        return;
     }
     j->req = req;
     http_req_set_data(req, j);

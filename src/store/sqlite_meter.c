@@ -27,6 +27,48 @@ int sq__meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t
     return sq__changes(s) == 1 ? 0 : -EEXIST;
 }
 
+int sq__meter_doc_exists(struct store *s, const char *smgw, const char *id)
+{
+    sqlite3_stmt *st = sq__prep(s, "SELECT 1 FROM meter_documents WHERE smgw = ?1 AND id = ?2");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, smgw, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -ENOENT : sq__fail(s);
+}
+
+int sq__meter_point_audience(struct store *s, const char *point, json_t **parties)
+{
+    sqlite3_stmt *st = sq__prep(
+        s, "SELECT g.vnb FROM installations i JOIN segments g ON g.id = i.segment"
+           " WHERE i.metering_point = ?1"
+           " UNION SELECT a.party FROM assignments a JOIN installations i ON i.id = a.installation"
+           " WHERE i.metering_point = ?1 AND a.rights LIKE '%read%'"
+           " UNION SELECT g.vnb FROM meter_points m JOIN smgws w ON w.id = m.smgw"
+           " JOIN segments g ON g.id = w.segment WHERE m.point = ?1"
+           " AND NOT EXISTS (SELECT 1 FROM installations WHERE metering_point = ?1)");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, point, -1, SQLITE_STATIC);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
+    if (rc != SQLITE_DONE) {
+        rc = sq__fail(s);
+        sqlite3_reset(st);
+        json_decref(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *parties = arr;
+    return 0;
+}
+
 int sq__readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
                      size_t *stored)
 {

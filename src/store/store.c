@@ -253,3 +253,13 @@ int store_readings_query(struct store *s, const struct store_reading_query *q, j
 {
     return s->ops->readings_query(s, q, items, more);
 }
+
+int store_meter_doc_exists(struct store *s, const char *smgw, const char *id)
+{
+    return s->ops->meter_doc_exists(s, smgw, id);
+}
+
+int store_meter_point_audience(struct store *s, const char *point, json_t **parties)
+{
+    return s->ops->meter_point_audience(s, point, parties);
+}

@@ -274,6 +274,13 @@ struct store_reading {
 /* Record the document: 0, or -EEXIST when it was recorded before. */
 int store_meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t created_ms,
                         int64_t received_ms, int64_t values);
+/* 0 when the document was recorded, -ENOENT when not. */
+int store_meter_doc_exists(struct store *s, const char *smgw, const char *id);
+/* The parties entitled to the values of a metering point, as a JSON array
+ * of party ids: the VNB of the segment of the installation naming it and
+ * the parties assigned to that installation with the read right; for a
+ * point no installation names, the VNB of its gateway's segment. */
+int store_meter_point_audience(struct store *s, const char *point, json_t **parties);
 /* Insert 'n' values sent by 'smgw'; '*stored' counts those that were new. */
 int store_readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
                        size_t *stored);

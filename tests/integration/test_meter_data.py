@@ -10,6 +10,7 @@ import calendar
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -242,6 +243,18 @@ class MeterDataTest(unittest.TestCase):
             self.assertEqual(r.status, want, (party, r))
             if want == 200:
                 self.assertEqual(r.json()["items"][0]["value"], 77)
+        # Forwarded star-shaped: the values went out as an event for the
+        # entitled parties (webhooks and streams deliver by audience).
+        with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
+            rows = db.execute("SELECT audience, payload FROM events WHERE kind ="
+                              " 'meter_data.values' AND subject = ?",
+                              ("metering_point:" + self.mp[0],)).fetchall()
+        sent = [(set(a.split()), json.loads(p)) for a, p in rows
+                if json.loads(p)["document"] == "entitlement"]
+        self.assertEqual(len(sent), 1)
+        self.assertEqual(sent[0][0], {VNB, LF})
+        self.assertEqual(sent[0][1]["values"], [{"obis": "1-0:1.8.0", "time": iso(t).replace(
+            "Z", ".000Z"), "value": 77, "scaler": -1, "unit": "Wh", "status": 0}])
         # The supplier is assigned to the first installation only.
         self.assertEqual(self.readings(self.mp[1], token=self.tokens[LF]).status, 404)
         self.assertEqual(self.readings("DE0009999999999999999999999999999").status, 404)
@@ -257,6 +270,10 @@ class MeterDataTest(unittest.TestCase):
         self.assertEqual(status, 201, ans)
         r = self.readings(water, **{"from": iso(t), "to": iso(t + 86400), "resolution": "1d"})
         self.assertEqual(r.json()["items"][0]["unit"], "m3")
+        with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
+            aud = db.execute("SELECT audience FROM events WHERE kind = 'meter_data.values'"
+                             " AND subject = ?", ("metering_point:" + water,)).fetchall()
+        self.assertEqual(aud, [(VNB,)])
         # The gateway's VNB sees it; another gateway cannot write to it.
         self.assertEqual(self.readings(water, token=self.tokens[VNB]).status, 200)
         self.assertEqual(self.readings(water, token=self.tokens[OTHER_VNB]).status, 404)
