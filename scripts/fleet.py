@@ -38,7 +38,8 @@ def build(n, prefix, gwas, kinds=KINDS):
         doc["devices"].append({"id": dev, "smgw": gw, "kind": "steuerbox"})
         doc["installations"].append({"id": "INS-%s" % gw, "device": dev, "kind": kind,
                                      "direction": direction, "rated_power_w": rated,
-                                     "sec14a": s14a, "segment": seg})
+                                     "sec14a": s14a, "segment": seg,
+                                     "metering_point": "DE1%030d" % (i + 1)})
     return doc, ids
 
 

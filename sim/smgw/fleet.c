@@ -252,6 +252,14 @@ static int load_devices(struct sim *s, json_t *doc, json_t *by_smgw)
             g->first_dev = k;
         g->ndev++;
         device_model(json_object_get(by_dev, d->id), d->id, &kind, &rated);
+        json_t *di;
+        size_t k2;
+        json_array_foreach(json_object_get(by_dev, d->id), k2, di)
+        {
+            const char *mp = json_string_value(json_object_get(di, "metering_point"));
+            if (mp && !d->mp[0] && reg_is_metering_point(mp))
+                str_copy(d->mp, sizeof d->mp, mp);
+        }
         /* After the sort: the model keeps a pointer to the id. */
         if (steuerbox_init(&d->sb, d->id, kind, rated, (uint64_t)k * 2654435761u + 17,
                            d->failsafe_w, d->failsafe_s) != 0) {

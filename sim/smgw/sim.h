@@ -61,9 +61,13 @@ struct dev {
     int64_t last_telemetry_ms;
     uint32_t failsafe_w, failsafe_s; /* from the registry */
     uint64_t controls, acks, nacks, duplicates;
+    char mp[34];                     /* metering point of its installations ("" none) */
+    uint64_t import_mwh, export_mwh; /* the meter's registers, in mWh */
+    int64_t metered_ms;              /* registers advanced up to here */
 };
 
 struct fetch;
+struct push;
 
 struct gw {
     char id[15];
@@ -75,6 +79,7 @@ struct gw {
     SSL_SESSION *gwa_session; /* resumed on the next order fetch */
     struct fetch *fetch;      /* the order fetch in progress, or NULL */
     int fetch_again;
+    struct push *push; /* the meter data post in progress, or NULL */
     uint64_t wakeups, fetches;
 };
 
@@ -109,6 +114,9 @@ struct sim_opts {
     int channel_idle_s;
     int max_channels;
     int heartbeat_s;
+    struct hostport meter; /* clsmd's meter data listener */
+    int have_meter;
+    int meter_period_s;
     char curves[256];
     char ciphers[512];
     int log_level;
@@ -142,6 +150,9 @@ struct sim {
     uint64_t wakeups_ok, wakeups_bad[8], fetches_ok, fetches_failed, orders, orders_unknown;
     uint64_t chans_opened, chans_failed, chans_closed, chans_evicted;
     uint64_t controls, acks, nacks, duplicates, states, telemetry;
+    uint64_t pushes_ok, pushes_failed, push_values;
+    struct sockaddr_storage meter_addr;
+    socklen_t meter_addrlen;
 };
 
 /* --- fleet.c --------------------------------------------------------------------- */
@@ -173,6 +184,20 @@ void chan_attach_han(struct chan *c, evutil_socket_t fd);
 /* Mark activity (for the idle timeout and eviction order). */
 void chan_touch(struct chan *c);
 void wan_stop(struct sim *s);
+/* A TCP socket from the gateway's own loopback address, and a TLS client
+ * with its certificate and key. */
+evutil_socket_t gw_socket(const struct gw *g);
+SSL *gw_ssl(struct sim *s, const struct gw *g);
+
+/* --- meterpush.c --------------------------------------------------------------------- */
+
+/* Once a second: the gateways whose turn it is post their meter values. */
+void meter_tick(struct sim *s, int64_t now_ms);
+/* Abandon posts in progress (shutdown). */
+void meter_stop(struct sim *s);
+/* Build the signed document of gateway 'g' at 'now_ms' (DER, malloc'd). */
+int meter_document(struct sim *s, struct gw *g, int64_t now_ms, uint8_t **der, size_t *len,
+                   size_t *values);
 
 /* --- device.c ----------------------------------------------------------------------- */
 

@@ -3,6 +3,7 @@
  * their CLS devices in one event-driven process (sim.h). Options, start-up,
  * the once-a-second tick, the stats endpoint and shutdown live here.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -55,6 +56,8 @@ static void usage(FILE *out)
         "  --heartbeat S          device heartbeat timeout before failsafe (default 120)\n"
         "  --channel-idle S       close channels idle this long (default 300)\n"
         "  --max-channels N       open channels at most (default: what descriptors allow)\n"
+        "  --meter HOST:PORT      post signed meter data to clsmd's meter listener there\n"
+        "  --meter-period-s S     each gateway posts every S seconds (default 900)\n"
         "  --curves LIST          TLS groups (default brainpoolP256r1:prime256v1)\n"
         "  --fault KIND:DEVICE[:ARG]  nack | slow:MS | drop | wrongid | claim:OTHER | malformed\n"
         "  --log-level LEVEL      debug, info, warn, error\n");
@@ -98,6 +101,7 @@ static int parse_args(struct sim *s, struct cli *cli, int argc, char **argv)
     o->heartbeat_s = 120;
     o->log_level = LOG_INFO;
     str_copy(o->curves, sizeof o->curves, "brainpoolP256r1:prime256v1");
+    o->meter_period_s = 900;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = val != NULL;
@@ -120,6 +124,12 @@ static int parse_args(struct sim *s, struct cli *cli, int argc, char **argv)
             str_copy(cli->gwa_over[cli->ngwa_over++], sizeof cli->gwa_over[0], val);
         } else if (strcmp(a, "--fault") == 0 && ok && cli->nfaults < MAX_FAULTS) {
             ok = parse_fault(val, &cli->faults[cli->nfaults++]) == 0;
+        } else if (strcmp(a, "--meter") == 0 && ok) {
+            ok = hostport_parse(val, &o->meter) == 0;
+            o->have_meter = 1;
+        } else if (strcmp(a, "--meter-period-s") == 0 && ok) {
+            ok = parse_ll(val, 1, 86400, &v) == 0;
+            o->meter_period_s = (int)v;
         } else if (strcmp(a, "--curves") == 0 && ok) {
             str_copy(o->curves, sizeof o->curves, val);
         } else if (strcmp(a, "--log-level") == 0 && ok) {
@@ -184,7 +194,7 @@ static json_t *stats_json(const struct sim *s)
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
         json_object_set_new(w, bad[i], json_integer((json_int_t)s->wakeups_bad[i]));
     return json_pack(
-        "{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:I, "
+        "{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I, s:I, s:I, "
         "s:I, s:I, s:I, s:I}",
         "gateways", (json_int_t)s->ngws, "devices", (json_int_t)s->ndevs, "wakeups_rejected", w,
         "wakeups_accepted", (json_int_t)s->wakeups_ok, "fetches_ok", (json_int_t)s->fetches_ok,
@@ -192,9 +202,11 @@ static json_t *stats_json(const struct sim *s)
         "orders_unknown", (json_int_t)s->orders_unknown, "channels_opened",
         (json_int_t)s->chans_opened, "channels_failed", (json_int_t)s->chans_failed,
         "channels_closed", (json_int_t)s->chans_closed, "channels_open", s->nchans,
-        "channels_evicted", (json_int_t)s->chans_evicted, "controls", (json_int_t)s->controls,
-        "acks", (json_int_t)s->acks, "nacks", (json_int_t)s->nacks, "duplicates",
-        (json_int_t)s->duplicates, "states", (json_int_t)s->states);
+        "channels_evicted", (json_int_t)s->chans_evicted, "meter_pushes_ok",
+        (json_int_t)s->pushes_ok, "meter_pushes_failed", (json_int_t)s->pushes_failed,
+        "meter_values", (json_int_t)s->push_values, "controls", (json_int_t)s->controls, "acks",
+        (json_int_t)s->acks, "nacks", (json_int_t)s->nacks, "duplicates", (json_int_t)s->duplicates,
+        "states", (json_int_t)s->states);
 }
 
 static void reply_json(struct http_request *req, int status, json_t *j)
@@ -244,6 +256,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     device_tick(s, now);
+    meter_tick(s, now);
     while (s->lru_tail && now - s->lru_tail->last_ms > s->opt.channel_idle_s * 1000LL)
         chan_close(s->lru_tail, "idle", 0);
 }
@@ -333,6 +346,16 @@ int main(int argc, char **argv)
     s->nonces = wakeup_nonces_new(1000000, WAKEUP_WINDOW_MS);
     if (s->nonces == NULL || han_start(s) != 0 || wan_start(s) != 0)
         goto out;
+    if (s->opt.have_meter) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&s->meter_addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)s->opt.meter.port);
+        if (inet_pton(AF_INET, s->opt.meter.host, &a->sin_addr) != 1) {
+            LOG(LOG_ERROR, "--meter needs an IPv4 address", LOG_S("host", s->opt.meter.host));
+            goto out;
+        }
+        s->meter_addrlen = sizeof *a;
+    }
     if (s->opt.have_stats) {
         struct http_limits lim = {16384, 0, 1 << 20, 64, 60, 30};
         struct http_callbacks cb = {NULL, on_stats, NULL, NULL, s};
@@ -358,6 +381,7 @@ int main(int argc, char **argv)
     event_free(sigint);
     event_free(s->tick);
 out:
+    meter_stop(s);
     wan_stop(s);
     han_stop(s);
     http_server_free(s->stats_srv);

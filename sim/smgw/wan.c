@@ -32,7 +32,7 @@
 /* --- sockets ---------------------------------------------------------------------------- */
 
 /* A non-blocking TCP socket bound to the gateway's own loopback address. */
-static evutil_socket_t gw_socket(const struct gw *g)
+evutil_socket_t gw_socket(const struct gw *g)
 {
     struct sockaddr_in a;
     evutil_socket_t fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -70,7 +70,7 @@ static int resolve(const char *hostport, struct sockaddr_storage *out, socklen_t
 
 /* A TLS client for gateway 'g': its certificate and key, parsed from the
  * bundle bytes only now (100,000 parsed keys would cost memory for nothing). */
-static SSL *gw_ssl(struct sim *s, const struct gw *g)
+SSL *gw_ssl(struct sim *s, const struct gw *g)
 {
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;

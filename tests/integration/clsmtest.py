@@ -298,7 +298,7 @@ class System:
     free local ports, with a fresh PKI and a synthetic fleet of 'gateways'."""
 
     def __init__(self, gateways=50, curve="brainpoolP256r1", gwa_args=(), smgw_args=(),
-                 clsmd_args=(), prefix="TST"):
+                 clsmd_args=(), prefix="TST", meter_period_s=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="clsm-system-")
         self.dir = self.tmp.name
         self.pki = os.path.join(self.dir, "pki")
@@ -307,6 +307,10 @@ class System:
         self.gwa_port = free_port()
         self.udp_port = free_port(__import__("socket").SOCK_DGRAM)
         self.stats_port = free_port()
+        self.meter_port = free_port()
+        if meter_period_s:
+            smgw_args = tuple(smgw_args) + ("--meter", "127.0.0.1:%d" % self.meter_port,
+                                            "--meter-period-s", str(meter_period_s))
         self.registry = os.path.join(self.dir, "fleet.json")
         ids = os.path.join(self.dir, "fleet.ids")
         subprocess.run([sys.executable, FLEET, "--gateways", str(gateways), "--prefix", prefix,
@@ -333,7 +337,6 @@ class System:
                             self.dir, r'msg="gwa listening"')
             self.procs.append(self.gwa)
             self.channel_port = free_port()
-            self.meter_port = free_port()
             args = ["--set", "tls.cert=%s/emt/clsmd.crt" % self.pki,
                     "--set", "tls.key=%s/emt/clsmd.key" % self.pki,
                     "--set", "tls.smgw_ca=%s/smgw-chain.pem" % self.pki,

@@ -345,5 +345,48 @@ class MeterDataTest(unittest.TestCase):
         self.assertTrue(p.stdout.decode().endswith(" 405"), p.stdout)
 
 
+class SimulatorPushTest(unittest.TestCase):
+    """The gateway simulator posts its meters' values by itself: every
+    gateway's electricity meter (of its installation's metering point) and,
+    for some households, a water, gas or heat meter."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sys = clsmtest.System(gateways=3, prefix="MSP", meter_period_s=1)
+
+    @classmethod
+    def tearDownClass(cls):
+        MeterDataTest.tearDownClass.__func__(cls)
+
+    def test_gateways_push_their_meters(self):
+        deadline = time.time() + 30
+        while time.time() < deadline and self.sys.sim_stats()["meter_pushes_ok"] < 9:
+            time.sleep(0.2)
+        st = self.sys.sim_stats()
+        self.assertGreaterEqual(st["meter_pushes_ok"], 9, st)
+        self.assertEqual(st["meter_pushes_failed"], 0, st)
+        for inst in self.sys.doc["installations"]:
+            r = self.sys.clsmd.request("GET", "/v1/metering-points/%s/readings?resolution=1h" %
+                                       inst["metering_point"])
+            self.assertEqual(r.status, 200, r)
+            units = {i["obis"]: i["unit"] for i in r.json()["items"]}
+            self.assertEqual(units, {"1-0:1.8.0": "Wh", "1-0:2.8.0": "Wh", "1-0:1.7.0": "W",
+                                     "1-0:2.7.0": "W"})
+        # The first gateway's household also has a water meter.
+        water = "DE0000000000000000W" + self.sys.doc["smgws"][0]["id"]
+        r = self.sys.clsmd.request("GET", "/v1/metering-points/%s/readings" % water)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual({i["unit"] for i in r.json()["items"]}, {"m3"})
+        # Registers only grow from one push to the next (the stored values:
+        # a 15-minute bucket shows only its last one).
+        inst = self.sys.doc["installations"][0]
+        with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
+            values = [v for (v,) in db.execute(
+                "SELECT value FROM readings WHERE point = ? AND obis = '1-0:1.8.0' ORDER BY time",
+                (inst["metering_point"],))]
+        self.assertGreaterEqual(len(values), 3)
+        self.assertEqual(values, sorted(values))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
