@@ -66,8 +66,9 @@ grep -o '"id": "E[A-Z][A-Z][A-Z][0-9]\{10\}"' "$town" | cut -d'"' -f4 | sort -u 
 CLSM_PKI="$build/clsm-pki" scripts/mkpki.sh "$dir/pki" --gateways "$dir/gateways.ids" \
 	--gwa GWA-01 --gwa GWA-02
 
+meter=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$build/clsm-smgw-sim" --pki "$dir/pki" --registry "$town" --udp "127.0.0.1:$udp" \
-	--telemetry 60 2>"$dir/smgw-sim.log" &
+	--telemetry 60 --meter "127.0.0.1:$meter" --meter-period-s 10 2>"$dir/smgw-sim.log" &
 pids="$pids $!"
 wait_for "$dir/smgw-sim.log" 'smgw-sim ready' '.*gateways=\([0-9]*\).*' $! >/dev/null || { stop; exit 1; }
 for g in 1 2; do
@@ -82,7 +83,7 @@ start_clsmd() {
 		--set "auth.admin_token=$token" \
 		--set "tls.cert=$dir/pki/emt/clsmd.crt" --set "tls.key=$dir/pki/emt/clsmd.key" \
 		--set "tls.smgw_ca=$dir/pki/smgw-ca.crt" --set "tls.gwa_ca=$dir/pki/gwa-ca.crt" \
-		--set "channel.listen=127.0.0.1:0" --set "meter.listen=127.0.0.1:0" 2>"$dir/clsmd.log" &
+		--set "channel.listen=127.0.0.1:0" --set "meter.listen=127.0.0.1:$meter" 2>"$dir/clsmd.log" &
 	clsmd_pid=$!
 }
 start_clsmd "$port"

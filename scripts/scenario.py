@@ -13,6 +13,8 @@ simulated gateways and GWAs (scripts/demo.sh starts all of them).
      the 12-minute deadline
   f. the light back to green: the VNB releases its restriction, the market
      schedules resume
+  g. meter data: the gateways post signed meter values on their own; the VNB
+     reads those of a heat pump in its grid, the TSO may not
 
 Each step prints a table: requests, decisions, devices confirmed, p50/p99
 time to confirmation, deadline misses, and the expectations checked.
@@ -142,8 +144,8 @@ class Scenario:
         print("\n== %s" % title)
         head = ("party", "request", "state", "decision", "devices", "confirmed", "p50", "p99",
                 "late")
-        rows = [head] + self.rows
-        widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+        rows = [head] + self.rows if self.rows else []
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))] if rows else []
         for r in rows:
             print("  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
         for ok, what in self.checks:
@@ -300,6 +302,32 @@ class Scenario:
                     "its heat pumps hold the market cap again")
         self.table("f. %s green again: restriction released, market resumed" % FEEDER)
 
+    def g_meter_data(self):
+        st, doc = self.api.call("GET", "/v1/installations?segment=%s&kind=heat_pump" % FEEDER)
+        inst = next((i for i in (doc or {}).get("items", []) if i.get("metering_point")), None)
+        if not self.expect(inst is not None, "a heat pump of %s names its metering point" % FEEDER):
+            self.table("g. meter data")
+            return
+        mp = inst["metering_point"]
+        path = "/v1/metering-points/%s/readings?resolution=15m" % mp
+        items, deadline = [], time.time() + 30
+        while time.time() < deadline:
+            st, r = self.api.call("GET", path, who=VNB)
+            if st == 200 and len({i["obis"] for i in r["items"]}) == 4:
+                items = r["items"]
+                break
+            time.sleep(0.5)
+        print("\n== g. meter data of %s (metering point %s), as the VNB reads it" %
+              (inst["id"], mp))
+        for i in items:
+            print("  %-10s %s  %12s  (x10^%d)  %-2s  %d value(s)" %
+                  (i["obis"], i["time"], i["value"], i["scaler"], i["unit"], i["count"]))
+        self.expect(len(items) >= 4, "its gateway pushed signed energy and power values; the "
+                    "VNB reads them per quarter hour")
+        st, _ = self.api.call("GET", path, who=TSO)
+        self.expect(st == 404, "the TSO is not entitled to them (404)")
+        self.table("g. checks")
+
     def run(self):
         for p in (VNB, TSO, LF, AGG):
             self.api.token(p)
@@ -308,7 +336,7 @@ class Scenario:
         if st == 200 and audit.get("items"):
             self._mark = max(0, audit["items"][-1]["seq"] - 1)
         for step in (self.a_supplier_schedule, self.b_red_and_dim, self.c_aggregator_in_red,
-                     self.d_conflict, self.e_cascade, self.f_green):
+                     self.d_conflict, self.e_cascade, self.f_green, self.g_meter_data):
             try:
                 step()
             except Exception as e:  # a failing step must not hide the others

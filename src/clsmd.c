@@ -186,6 +186,9 @@ static int start_meter(struct clsmd *d, const struct tls_profile *prof)
     /* The sub-CA among the trusted certificates issues gateways; with only
      * self-signed ones the first of them. */
     X509_STORE *trust = SSL_CTX_get_cert_store(d->meter_tls);
+    /* As for the TLS peers: every certificate in the trust file is an
+     * anchor, so a file with only the SMGW sub-CA works for signers too. */
+    X509_STORE_set_flags(trust, X509_V_FLAG_PARTIAL_CHAIN);
     STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(trust);
     for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
         X509 *c = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
