@@ -311,6 +311,11 @@ static void fd_budget(const struct clsmd *d)
             LOG_S("hint", "raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower the options"));
 }
 
+static void on_meter_power(void *arg, const char *installation, int64_t time_ms, int64_t watts)
+{
+    requests_measured_installation(arg, installation, time_ms, watts);
+}
+
 static int start(struct clsmd *d)
 {
     struct store_options so = {d->cfg.store_synchronous == 1, (int)d->cfg.store_busy_timeout_ms};
@@ -342,15 +347,16 @@ static int start(struct clsmd *d)
     if (api_set_events(d->api, d->audit, d->committer, &d->cfg) != 0)
         return -1;
     struct requests_config rq_cfg = {
-        (int)d->cfg.request_grid_deadline_s,
-        (int)d->cfg.request_cascade_deadline_s,
-        (int)d->cfg.request_market_deadline_s,
-        (int)d->cfg.request_max_targets,
+        (int)d->cfg.request_grid_deadline_s,    (int)d->cfg.request_cascade_deadline_s,
+        (int)d->cfg.request_market_deadline_s,  (int)d->cfg.request_max_targets,
+        (int)d->cfg.request_compliance_grace_s,
     };
     d->requests = requests_new(d->base, d->store, d->audit, d->committer, d->dispatch, &rq_cfg);
     if (d->requests == NULL)
         return -1;
     api_set_requests(d->api, d->requests);
+    if (d->meter)
+        meter_set_power_listener(d->meter, on_meter_power, d->requests);
     if (dispatch_resume(d->dispatch) != 0)
         LOG(LOG_ERROR, "unfinished commands could not be resumed",
             LOG_S("error", store_errmsg(d->store)));

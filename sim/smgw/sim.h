@@ -42,6 +42,7 @@ enum fault {
     F_WRONG_ID = 1 << 3,  /* connects with an id the registry does not know */
     F_CLAIM = 1 << 4,     /* connects claiming another device's id (fault_arg) */
     F_MALFORMED = 1 << 5, /* sends a malformed MQTT frame instead of CONNECT */
+    F_OVERDRAW = 1 << 6,  /* confirms every cap but draws its full demand */
 };
 
 struct dev {

@@ -60,6 +60,7 @@ static void usage(FILE *out)
         "  --meter-period-s S     each gateway posts every S seconds (default 900)\n"
         "  --curves LIST          TLS groups (default brainpoolP256r1:prime256v1)\n"
         "  --fault KIND:DEVICE[:ARG]  nack | slow:MS | drop | wrongid | claim:OTHER | malformed\n"
+        "                         | overdraw (confirms caps, draws its full demand)\n"
         "  --log-level LEVEL      debug, info, warn, error\n");
 }
 
@@ -77,7 +78,8 @@ static int parse_fault(const char *spec, struct fault_spec *f)
         unsigned kind;
         int needs_arg;
     } kinds[] = {{"nack", F_NACK, 0},        {"slow", F_SLOW, 1},   {"drop", F_DROP, 0},
-                 {"wrongid", F_WRONG_ID, 0}, {"claim", F_CLAIM, 1}, {"malformed", F_MALFORMED, 0}};
+                 {"wrongid", F_WRONG_ID, 0}, {"claim", F_CLAIM, 1}, {"malformed", F_MALFORMED, 0},
+                 {"overdraw", F_OVERDRAW, 0}};
     for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
         if (strcmp(kind, kinds[i].name) != 0)
             continue;
@@ -293,6 +295,8 @@ static int apply_cli(struct sim *s, const struct cli *cli)
             return -1;
         }
         d->faults |= cli->faults[i].kind;
+        if (cli->faults[i].kind == F_OVERDRAW)
+            d->sb.overdraw = true;
         long long ms = 0;
         if (cli->faults[i].kind == F_SLOW) {
             if (parse_ll(cli->faults[i].arg, 0, 600000, &ms) != 0) {

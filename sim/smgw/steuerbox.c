@@ -584,7 +584,7 @@ int64_t steuerbox_measured_w(struct steuerbox *sb, int64_t now_ms)
     uint32_t cap = cap_of(sb, own_direction(sb), now);
     int64_t w = steuerbox_demand_w(sb, now);
 
-    if (cap != CAP_NONE && w > (int64_t)cap)
+    if (cap != CAP_NONE && w > (int64_t)cap && !sb->overdraw)
         w = cap;
     return own_direction(sb) == LPC_PRODUCTION ? -w : w;
 }

@@ -69,6 +69,7 @@ struct steuerbox {
     uint32_t duplicates; /* repeated command ids seen */
     uint8_t kind, link, mode, last_mode;
     bool limit_active[2], relay_closed[2];
+    bool overdraw;     /* a faulty installation: draws its demand whatever the cap */
     uint8_t ring_next; /* next ring slot to overwrite */
     char last_cmd[LPC_CMD_MAX + 1];
     uint8_t ring[SB_DEDUPE][SB_RING_BYTES];

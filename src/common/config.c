@@ -137,6 +137,8 @@ static const struct option options[] = {
      "Default time until an operator command must be confirmed on the device."},
     {"command.ack_timeout_s", OPT_INT, "10", 1, 600, NULL, OFF(command_ack_timeout_s), 0,
      "Seconds without an acknowledgement before a command is sent again (same id)."},
+    {"request.compliance_grace_s", OPT_INT, "300", 0, 86400, NULL, OFF(request_compliance_grace_s),
+     0, "Seconds a device may draw above the cap it confirmed before it is reported noncompliant."},
     {"request.grid_deadline_s", OPT_INT, "300", 10, 86400, NULL, OFF(request_grid_deadline_s), 0,
      "Default time to confirmation of a grid request on its devices (the 5 minutes of §14a)."},
     {"request.cascade_deadline_s", OPT_INT, "720", 10, 86400, NULL, OFF(request_cascade_deadline_s),

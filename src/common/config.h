@@ -74,6 +74,7 @@ struct clsm_config {
     long long command_deadline_s;
     long long command_ack_timeout_s;
     long long request_grid_deadline_s;
+    long long request_compliance_grace_s;
     long long request_cascade_deadline_s;
     long long request_market_deadline_s;
     long long request_max_targets;

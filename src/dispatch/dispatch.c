@@ -701,9 +701,9 @@ static void on_state(void *arg, const char *device, const struct lpc_state *stat
 
 static void on_telemetry(void *arg, const char *device, const struct lpc_telemetry *telemetry)
 {
-    (void)arg;
-    (void)device;
-    (void)telemetry;
+    struct dispatch *d = arg;
+    if (d->obs.telemetry)
+        d->obs.telemetry(d->obs.arg, device, telemetry->time_ms, telemetry->measured_w);
 }
 
 struct channel_listener dispatch_channel_listener(struct dispatch *d)

@@ -109,6 +109,8 @@ struct dispatch_observer {
                     const char *error, bool permanent);
     void (*state)(void *arg, const char *device, const struct lpc_state *st);
     void (*channel)(void *arg, const char *device, bool open);
+    /* Measured power the device reported on its own (W, > 0 consumption). */
+    void (*telemetry)(void *arg, const char *device, int64_t time_ms, int64_t watts);
     void *arg;
 };
 void dispatch_set_observer(struct dispatch *d, const struct dispatch_observer *o);

@@ -31,7 +31,8 @@ struct job {
     struct cosem_doc doc;
     struct store_reading *rows;
     char (*obis)[24];
-    bool *bind; /* per metering point: no gateway known yet */
+    bool *bind;       /* per metering point: no gateway known yet */
+    char (*inst)[97]; /* per metering point: the installation naming it, or "" */
     bool duplicate;
     size_t stored;
     int64_t received_ms;
@@ -49,6 +50,8 @@ struct meter {
     struct job *pending, **pending_tail; /* in the next commit */
     struct job *writing;                 /* in the commit under way */
     struct meter_stats stats;
+    meter_power_fn power_fn;
+    void *power_arg;
 };
 
 /* --- answers ------------------------------------------------------------------------------ */
@@ -102,6 +105,7 @@ static void job_free(struct job *j)
     free(j->rows);
     free(j->obis);
     free(j->bind);
+    free(j->inst);
     free(j);
 }
 
@@ -138,6 +142,24 @@ static int meter_write(void *arg)
     return 0;
 }
 
+/* Power values of installations' metering points to the listener. */
+static void tell_power(struct meter *m, const struct job *j)
+{
+    if (m->power_fn == NULL)
+        return;
+    for (size_t i = 0; i < j->doc.nreadings; i++) {
+        const struct cosem_reading *r = &j->doc.readings[i];
+        if (!j->inst[r->point][0] || r->obis[3] != 7 || (r->obis[2] != 1 && r->obis[2] != 2))
+            continue;
+        int64_t w = r->value;
+        for (int k = 0; k < r->scaler && w < INT64_MAX / 10; k++)
+            w *= 10;
+        for (int k = 0; k > r->scaler; k--)
+            w /= 10;
+        m->power_fn(m->power_arg, j->inst[r->point], r->time_ms, r->obis[2] == 2 ? -w : w);
+    }
+}
+
 static void meter_done(void *arg, int rc)
 {
     struct meter *m = arg;
@@ -166,6 +188,8 @@ static void meter_done(void *arg, int rc)
         m->stats.duplicates += j->duplicate ? 1 : 0;
         m->stats.values += j->doc.nreadings;
         m->stats.values_stored += j->stored;
+        if (!j->duplicate)
+            tell_power(m, j);
         if (j->req)
             reply_json(j->req, j->duplicate ? 200 : 201,
                        json_pack("{s:s, s:s, s:I, s:I, s:b}", "document", j->doc.id, "smgw",
@@ -342,16 +366,17 @@ static void take_document(struct meter *m, struct http_request *req)
         return;
     }
     j->bind = calloc(j->doc.npoints, sizeof *j->bind);
+    j->inst = calloc(j->doc.npoints, sizeof *j->inst);
     j->rows = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *j->rows);
     j->obis = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *j->obis);
-    if (j->bind == NULL || j->rows == NULL || j->obis == NULL) {
+    if (j->bind == NULL || j->inst == NULL || j->rows == NULL || j->obis == NULL) {
         job_free(j);
         problem(req, 503, "overload", "out of memory");
         return;
     }
     for (size_t i = 0; i < j->doc.npoints; i++) {
         char owner[97];
-        rc = store_meter_point_owner(m->store, j->doc.points[i].id, NULL, owner, NULL);
+        rc = store_meter_point_owner(m->store, j->doc.points[i].id, NULL, owner, j->inst[i]);
         if (rc == -ENOENT) {
             j->bind[i] = true; /* first seen: bound to this gateway with the values */
         } else if (rc != 0) {
@@ -486,4 +511,10 @@ void meter_free(struct meter *m)
 void meter_stats(const struct meter *m, struct meter_stats *out)
 {
     *out = m->stats;
+}
+
+void meter_set_power_listener(struct meter *m, meter_power_fn fn, void *arg)
+{
+    m->power_fn = fn;
+    m->power_arg = arg;
 }

@@ -47,4 +47,10 @@ void meter_shutdown(struct meter *m, void (*done)(void *arg), void *arg);
 void meter_free(struct meter *m);
 void meter_stats(const struct meter *m, struct meter_stats *out);
 
+/* Told, once stored, of every power value (1-x:1.7 taken, > 0; 1-x:2.7 fed
+ * in, < 0; in W) of a metering point that an installation names, for the
+ * compliance of switched devices (requests.h). */
+typedef void (*meter_power_fn)(void *arg, const char *installation, int64_t time_ms, int64_t watts);
+void meter_set_power_listener(struct meter *m, meter_power_fn fn, void *arg);
+
 #endif

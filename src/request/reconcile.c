@@ -473,10 +473,16 @@ static void on_state(void *arg, const char *device, const struct lpc_state *st)
     d->measured_w = st->measured_w;
     d->measured_at = d->conf_at;
     rq__dev_state_dirty(r, d);
+    requests_measured(r, d->id, d->conf_at, st->measured_w);
     if (d->cmd[0] == '\0') { /* on its own: an expiry, a failsafe, a read */
         rq__dev_dirty(r, d);
         rq__reconcile_soon(r);
     }
+}
+
+static void on_telemetry(void *arg, const char *device, int64_t time_ms, int64_t watts)
+{
+    requests_measured(arg, device, time_ms, watts);
 }
 
 static void on_channel(void *arg, const char *device, bool open)
@@ -526,6 +532,7 @@ json_t *rq__dev_json(struct requests *r, struct dev *d)
                                    : json_null());
     if (d->measured_at)
         json_object_set_new(conf, "measured_w", json_integer(d->measured_w));
+    json_object_set_new(conf, "compliance", rq__compliance_json(d));
     return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s?, s:s?, s:b}", "device", d->id, "desired", want,
                      "confirmed", conf, "version", (json_int_t)d->version, "confirmed_version",
                      (json_int_t)d->confirmed_version, "command", d->cmd[0] ? d->cmd : NULL,
@@ -554,14 +561,14 @@ int rq__reconcile_init(struct requests *r)
     r->reconcile_ev = event_new(r->base, -1, 0, reconcile_cb, r);
     if (r->reconcile_ev == NULL)
         return -ENOMEM;
-    struct dispatch_observer o = {on_command, on_state, on_channel, r};
+    struct dispatch_observer o = {on_command, on_state, on_channel, on_telemetry, r};
     dispatch_set_observer(r->dispatch, &o);
     return 0;
 }
 
 void rq__reconcile_free(struct requests *r)
 {
-    struct dispatch_observer none = {NULL, NULL, NULL, NULL};
+    struct dispatch_observer none = {NULL, NULL, NULL, NULL, NULL};
     if (r->dispatch)
         dispatch_set_observer(r->dispatch, &none);
     if (r->reconcile_ev)

@@ -37,6 +37,7 @@ struct requests_config {
     int cascade_deadline_s; /* of grid requests through the TSO cascade (720) */
     int market_deadline_s;  /* of market requests (900) */
     int max_targets;        /* installations one request may address */
+    int compliance_grace_s; /* measured above the confirmed cap this long: noncompliant */
 };
 
 /* Who asks: a party with its role ("vnb", "uenb", "lf", ...), or the admin. */
@@ -62,6 +63,21 @@ struct requests *requests_new(struct event_base *base, struct store *store, stru
                               struct committer *committer, struct dispatch *dispatch,
                               const struct requests_config *cfg);
 void requests_free(struct requests *r);
+
+/*
+ * Measured power of 'device' at 'time_ms' (W: > 0 consumption, < 0
+ * production), from its telemetry or state or from meter values. A device
+ * whose measured power stays above the cap it confirmed (plus 5 %, at least
+ * 100 W) for compliance_grace_s becomes noncompliant: the event
+ * installation.noncompliant goes to the VNB and the parties assigned to
+ * each of its installations, and the state shows it; back under the cap,
+ * installation.compliant. Only values measured after the device last
+ * confirmed its state count.
+ */
+void requests_measured(struct requests *r, const char *device, int64_t time_ms, int64_t watts);
+/* The same for the device behind installation 'id'. */
+void requests_measured_installation(struct requests *r, const char *id, int64_t time_ms,
+                                    int64_t watts);
 
 /* Load what was in force or unfinished when clsmd last stopped, and
  * reconcile it. Returns 0 or a negative errno (the store failed). */

@@ -173,6 +173,11 @@ struct dev {
     size_t ninsts;
     bool has_dir[ARB_NDIR];
     struct devcap want[ARB_NDIR], conf[ARB_NDIR];
+    /* Compliance (compliance.c): measured above the confirmed cap since
+     * 'over_since' (0: not over); judged at 'judged_at'. */
+    int64_t over_since, judged_at, judged_w, noncompliant_since, excess_limit_w;
+    int excess_dir;
+    bool noncompliant;
     bool conf_known, conf_failsafe;
     int64_t conf_at, measured_w, measured_at;
     uint64_t version, confirmed_version;
@@ -224,6 +229,9 @@ void rq__facts_free(struct requests *r);
 void rq__mark(struct requests *r, struct rq *q);
 void rq__exe_set(struct requests *r, struct exe *e, enum exe_state to, const char *error);
 void rq__audit(struct requests *r, const char *kind, struct rq *q, json_t *payload);
+
+/* compliance.c: the compliance part of a device's state document. */
+json_t *rq__compliance_json(const struct dev *d);
 
 /* reconcile.c */
 int rq__reconcile_init(struct requests *r);

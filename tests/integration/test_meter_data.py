@@ -65,7 +65,8 @@ ELEC = [("1-0:1.8.0", -1, 30), ("1-0:2.8.0", -1, 30), ("1-0:1.7.0", 0, 27)]
 class MeterDataTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sys = clsmtest.System(gateways=4, prefix="MTR")
+        cls.sys = clsmtest.System(gateways=4, prefix="MTR",
+                                  clsmd_args=("--set", "request.compliance_grace_s=2"))
         s = cls.sys
         cls.gws = [g["id"] for g in s.doc["smgws"]]
         cls.inst = s.doc["installations"]
@@ -334,6 +335,61 @@ class MeterDataTest(unittest.TestCase):
         for (name, _, _, _, want, reason), ev in zip(cases, got):
             self.assertEqual(ev["status"], want, name)
             self.assertIn(reason, ev["reason"], name)
+
+    def test_switched_device_drawing_too_much_is_reported(self):
+        """Measured power from meter values above the cap the device
+        confirmed, for longer than the grace period: noncompliant; back
+        under it: compliant again. Both on the state and as events."""
+        inst, mp, gw = self.inst[0], self.mp[0], self.gws[0]
+        r = self.sys.clsmd.request("POST", "/v1/requests", token=self.tokens[VNB], body={
+            "purpose": "grid", "action": "limit", "value_w": 4200,
+            "target": {"installation": inst["id"]}, "window": {"duration_s": 3600},
+            "reason": "compliance test"})
+        self.assertEqual(r.status, 202, r)
+        rid = r.json()["id"]
+        deadline = time.time() + 60
+        while self.sys.clsmd.request("GET", "/v1/requests/" + rid).json()["state"] != "completed":
+            self.assertLess(time.time(), deadline, "the limit was not confirmed")
+            time.sleep(0.1)
+
+        def state():
+            r = self.sys.clsmd.request("GET", "/v1/installations/%s/state" % inst["id"])
+            return r.json()["device_state"]["confirmed"]
+        t0 = calendar.timegm(time.strptime(state()["at"][:19], "%Y-%m-%dT%H:%M:%S")) + 1
+        while time.time() < t0 + 5:
+            time.sleep(0.1)
+
+        def push(doc_id, entries):
+            doc = document(gw, [(mp, "electricity", [("1-0:1.7.0", 0, 27)], entries, None)],
+                           doc_id=doc_id)
+            status, ans = self.post(gw, self.sign(gw, doc))
+            self.assertEqual(status, 201, ans)
+
+        def events(kind):
+            with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
+                return [(set(a.split()), json.loads(p)) for a, p in db.execute(
+                    "SELECT audience, payload FROM events WHERE kind = ? AND subject = ?",
+                    (kind, "installation:" + inst["id"]))]
+        # Over the cap (4,200 W plus 5 %) for 1 s: not yet.
+        push("over-1", [(t0, [9000]), (t0 + 1, [9100])])
+        self.assertEqual(state()["compliance"]["state"], "compliant")
+        self.assertEqual(events("installation.noncompliant"), [])
+        # Over it for 3 s, beyond the grace of 2 s.
+        push("over-2", [(t0 + 3, [8800])])
+        c = state()["compliance"]
+        self.assertEqual((c["state"], c["limit_w"], c["direction"]),
+                         ("noncompliant", 4200, "consumption"), c)
+        ev = events("installation.noncompliant")
+        self.assertEqual(len(ev), 1)
+        self.assertEqual(ev[0][0], {VNB, LF})  # the grid's VNB and the assigned supplier
+        self.assertEqual((ev[0][1]["measured_w"], ev[0][1]["limit_w"]), (8800, 4200))
+        # Values older than what was judged change nothing; back under the cap
+        # it complies again.
+        push("old", [(t0 - 600, [9999])])
+        push("under", [(t0 + 4, [4300])])
+        self.assertEqual(state()["compliance"]["state"], "compliant")
+        self.assertEqual(len(events("installation.compliant")), 1)
+        self.sys.clsmd.request("DELETE", "/v1/requests/" + rid, token=self.tokens[VNB])
 
     def test_listener_takes_only_meter_data(self):
         cert, key = self.keys[self.gws[0]]

@@ -191,6 +191,31 @@ static void test_limit_caps_measured(void **st)
     steuerbox_fini(&sb);
 }
 
+/* The fleet simulator's overdraw fault: the limit is taken and reported,
+ * but the installation draws its whole demand. */
+static void test_overdraw_ignores_the_cap(void **st)
+{
+    struct steuerbox sb;
+    struct lpc_state s;
+    int64_t t0 = noon();
+    int above = 0;
+    (void)st;
+
+    init(&sb, SB_HEAT_PUMP, 9000);
+    sb.overdraw = true;
+    assert_int_equal(limit(&sb, t0, "c1", "consumption", 2000, 0), SB_CTL_APPLIED | SB_CTL_STATE);
+    assert_int_equal(steuerbox_effective_limit_w(&sb, t0), 2000);
+    for (int64_t t = t0; t < t0 + 24 * H; t += 5 * MIN) {
+        int64_t d = steuerbox_demand_w(&sb, t);
+        assert_int_equal(steuerbox_measured_w(&sb, t), d);
+        above += d > 2000;
+    }
+    assert_true(above > 0);
+    state(&sb, t0 + 24 * H, &s);
+    assert_int_equal(s.effective_w[LPC_CONSUMPTION], 2000); /* it says it holds the cap */
+    steuerbox_fini(&sb);
+}
+
 static void test_limit_duration_expires(void **st)
 {
     struct steuerbox sb;
@@ -894,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_profiles),
         cmocka_unit_test(test_time_does_not_go_back),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_overdraw_ignores_the_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
