@@ -131,8 +131,9 @@ db.execute("PRAGMA journal_mode = WAL")
 db.execute("PRAGMA synchronous = FULL")
 db.execute("CREATE TABLE readings (point TEXT NOT NULL, obis TEXT NOT NULL, time INTEGER NOT NULL,"
            " value INTEGER NOT NULL, scaler INTEGER NOT NULL, unit INTEGER NOT NULL,"
-           " status INTEGER NOT NULL, smgw TEXT NOT NULL, PRIMARY KEY (point, obis, time))"
-           " STRICT, WITHOUT ROWID")
+           " status INTEGER NOT NULL, smgw TEXT NOT NULL, res INTEGER NOT NULL DEFAULT 0,"
+           " PRIMARY KEY (point, obis, time)) STRICT, WITHOUT ROWID")
+db.execute("CREATE INDEX readings_raw_time ON readings(time) WHERE res = 0")
 today = int(time.time()) // 86400 * 86400
 docs = []
 for gi in range(g):
@@ -144,7 +145,8 @@ for gi in range(g):
 t0 = time.time()
 for rows in docs:
     db.execute("BEGIN")
-    db.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany("INSERT OR IGNORE INTO readings (point, obis, time, value, scaler, unit,"
+                   " status, smgw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     db.execute("COMMIT")
 t = time.time() - t0
 n = sum(len(r) for r in docs)

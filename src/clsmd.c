@@ -203,7 +203,8 @@ static int start_meter(struct clsmd *d, const struct tls_profile *prof)
         LOG(LOG_ERROR, "tls.smgw_ca holds no certificate", LOG_S("file", d->cfg.tls_smgw_ca));
         return -1;
     }
-    struct meter_config mc = {(int)d->cfg.meter_max_connections, 60};
+    struct meter_config mc = {(int)d->cfg.meter_max_connections, 60,
+                              (int)d->cfg.meter_retention_days};
     d->meter =
         meter_new(d->base, d->store, d->committer, d->audit, d->meter_tls, trust, d->smgw_ca, &mc);
     if (d->meter == NULL)

@@ -103,6 +103,9 @@ static const struct option options[] = {
      "Where gateways post signed meter data (HTTPS with their certificates)."},
     {"meter.max_connections", OPT_INT, "1000", 1, 100000, NULL, OFF(meter_max_connections), 0,
      "Open meter data connections."},
+    {"meter.retention_days", OPT_INT, "90", 0, 36500, NULL, OFF(meter_retention_days), 0,
+     "Days meter values are kept as received; older ones are condensed to hourly values (0: "
+     "never)."},
     {"channel.endpoint", OPT_STR, "", 0, 299, NULL, OFF(channel_endpoint), SZ(channel_endpoint),
      "host:port the GWA tells gateways to dial; empty means channel.listen."},
     {"channel.max_channels", OPT_INT, "10000", 1, 1000000, NULL, OFF(channel_max_channels), 0,

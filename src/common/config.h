@@ -57,6 +57,7 @@ struct clsm_config {
     long long channel_max_channels;
     struct hostport meter_listen;
     long long meter_max_connections;
+    long long meter_retention_days;
     long long channel_handshake_timeout_s;
     long long channel_identify_timeout_s;
     long long channel_idle_timeout_s;

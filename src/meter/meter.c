@@ -52,6 +52,10 @@ struct meter {
     struct meter_stats stats;
     meter_power_fn power_fn;
     void *power_arg;
+    int retention_days;
+    struct event *retention_ev;
+    bool retention_due; /* condense an hour with the next commit */
+    int64_t condensed;  /* values condensed by the commit under way */
 };
 
 /* --- answers ------------------------------------------------------------------------------ */
@@ -128,9 +132,34 @@ static int write_job(struct meter *m, struct job *j)
     return store_readings_put(m->store, j->smgw, j->rows, j->doc.nreadings, &j->stored);
 }
 
+/* Retention: one hour of old values per commit, then again at once while
+ * there is more, else in a minute. */
+static void retention_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct meter *m = arg;
+    (void)fd;
+    (void)what;
+    m->retention_due = true;
+    commit_want(m->committer);
+}
+
+static void retention_next(struct meter *m, bool more)
+{
+    struct timeval tv = {more ? 0 : 60, 0};
+    if (m->retention_ev)
+        evtimer_add(m->retention_ev, &tv);
+}
+
 static int meter_write(void *arg)
 {
     struct meter *m = arg;
+    m->condensed = -1;
+    if (m->retention_due) {
+        int64_t before = time_now_ms() - m->retention_days * 86400000LL;
+        int rc = store_readings_downsample(m->store, before, &m->condensed);
+        if (rc != 0)
+            return rc;
+    }
     m->writing = m->pending;
     m->pending = NULL;
     m->pending_tail = &m->pending;
@@ -165,6 +194,16 @@ static void meter_done(void *arg, int rc)
     struct meter *m = arg;
     struct job *js = m->writing;
     m->writing = NULL;
+    if (m->retention_due) {
+        m->retention_due = rc != 0; /* again with the retry */
+        if (rc == 0) {
+            m->stats.values_condensed += (uint64_t)(m->condensed > 0 ? m->condensed : 0);
+            if (m->condensed > 0)
+                LOG(LOG_DEBUG, "meter values condensed to hours",
+                    LOG_I("values", (long long)m->condensed));
+            retention_next(m, m->condensed > 0);
+        }
+    }
     if (rc != 0) {
         /* Rolled back: everything again with the next commit, first. */
         struct job *last = js;
@@ -476,6 +515,16 @@ struct meter *meter_new(struct event_base *base, struct store *store, struct com
         return NULL;
     }
     http_server_set_tls(m->http, ctx);
+    m->retention_days = cfg->retention_days;
+    if (m->retention_days > 0) {
+        m->retention_ev = evtimer_new(base, retention_cb, m);
+        if (m->retention_ev == NULL) {
+            meter_free(m);
+            return NULL;
+        }
+        struct timeval first = {5, 0};
+        evtimer_add(m->retention_ev, &first);
+    }
     return m;
 }
 
@@ -495,6 +544,8 @@ void meter_free(struct meter *m)
         return;
     if (m->http)
         http_server_free(m->http);
+    if (m->retention_ev)
+        event_free(m->retention_ev);
     for (struct job *j = m->pending, *n; j; j = n) {
         n = j->next;
         j->req = NULL;

@@ -29,10 +29,11 @@ struct meter;
 struct meter_config {
     int max_connections;
     int request_timeout_s;
+    int retention_days; /* values as received; older ones are condensed to hours (0: never) */
 };
 
 struct meter_stats {
-    uint64_t documents, duplicates, rejected, values, values_stored;
+    uint64_t documents, duplicates, rejected, values, values_stored, values_condensed;
 };
 
 /* 'ctx' verifies client certificates against the SMGW trust ('store' of

@@ -41,6 +41,7 @@ int sq__readings_put(struct store *s, const char *smgw, const struct store_readi
                      size_t *stored);
 int sq__meter_point_owner(struct store *s, const char *point, const char *bind_smgw, char *smgw,
                           char *installation);
+int sq__readings_downsample(struct store *s, int64_t before_ms, int64_t *rows);
 int sq__readings_query(struct store *s, const struct store_reading_query *q, json_t **items,
                        int *more);
 

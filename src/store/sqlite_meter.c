@@ -3,6 +3,7 @@
  * values and the gateways of metering points (store.h, migration 5).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -142,6 +143,53 @@ int sq__meter_point_owner(struct store *s, const char *point, const char *bind_s
     if ((rc = sq__step_done(s, st)) != 0)
         return rc;
     str_copy(smgw, 97, bind_smgw);
+    return 0;
+}
+
+int sq__readings_downsample(struct store *s, int64_t before_ms, int64_t *rows)
+{
+    *rows = 0;
+    sqlite3_stmt *st = sq__prep(s, "SELECT min(time) FROM readings WHERE res = 0 AND time < ?1");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_int64(st, 1, before_ms);
+    int rc = sqlite3_step(st);
+    bool any = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    int64_t first = any ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return sq__fail(s);
+    if (!any)
+        return 0;
+    int64_t from = first - ((first % 3600000) + 3600000) % 3600000, to = from + 3600000;
+    if (to > before_ms)
+        return 0; /* the hour is not wholly past the limit yet */
+    /* The hour's values, condensed, aside; then out with the raw ones. */
+    static const char *const steps[] = {
+        "CREATE TEMP TABLE IF NOT EXISTS condensed (point TEXT, obis TEXT, time INTEGER,"
+        " value INTEGER, scaler INTEGER, unit INTEGER, status INTEGER, smgw TEXT, n INTEGER)",
+        "DELETE FROM temp.condensed",
+        "INSERT INTO temp.condensed SELECT point, obis, ?1,"
+        " CASE WHEN obis LIKE '%:_.7.%' OR obis LIKE '%:__.7.%' THEN CAST(round(avg(value))"
+        " AS INTEGER) ELSE value END, scaler, unit, status, smgw, count(*) + 0 * max(time)"
+        " FROM readings WHERE time >= ?1 AND time < ?2 GROUP BY point, obis, scaler, unit",
+        "DELETE FROM readings WHERE time >= ?1 AND time < ?2",
+        "INSERT INTO readings (point, obis, time, value, scaler, unit, status, smgw, res)"
+        " SELECT point, obis, time, value, scaler, unit, status, smgw, 3600 FROM temp.condensed",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        st = sq__prep(s, steps[i]);
+        if (st == NULL)
+            return sq__fail(s);
+        if (sqlite3_bind_parameter_count(st) >= 1)
+            sqlite3_bind_int64(st, 1, from);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int64(st, 2, to);
+        if ((rc = sq__step_done(s, st)) != 0)
+            return rc;
+        if (i == 3)
+            *rows = sq__changes(s);
+    }
     return 0;
 }
 

@@ -211,8 +211,9 @@ static const char migration_4[] =
     " updated_at INTEGER NOT NULL) STRICT;";
 
 /* Meter data: documents once per gateway and id, values once per metering
- * point, OBIS code and capture time, and the gateway of each metering point
- * that no installation names. */
+ * point, OBIS code and capture time ('res' 0 as received, 3600 for an hour
+ * that retention condensed), and the gateway of each metering point that no
+ * installation names. */
 static const char migration_5[] =
     "CREATE TABLE meter_documents ("
     " smgw TEXT NOT NULL,"
@@ -230,7 +231,9 @@ static const char migration_5[] =
     " unit INTEGER NOT NULL,"
     " status INTEGER NOT NULL,"
     " smgw TEXT NOT NULL,"
+    " res INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (point, obis, time)) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX readings_raw_time ON readings(time) WHERE res = 0;"
     "CREATE TABLE meter_points ("
     " point TEXT PRIMARY KEY,"
     " smgw TEXT NOT NULL,"

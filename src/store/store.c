@@ -263,3 +263,8 @@ int store_meter_point_audience(struct store *s, const char *point, json_t **part
 {
     return s->ops->meter_point_audience(s, point, parties);
 }
+
+int store_readings_downsample(struct store *s, int64_t before_ms, int64_t *rows)
+{
+    return s->ops->readings_downsample(s, before_ms, rows);
+}

@@ -295,6 +295,12 @@ int store_meter_point_owner(struct store *s, const char *point, const char *bind
  * buckets of 'bucket_s' seconds (time = bucket start): a register's last
  * value in the bucket, the mean of a power. Items: {"obis", "time" (ms),
  * "value", "scaler", "unit", "count"}; after 'limit' items '*more' is 1. */
+/* Retention: condense the values received before 'before_ms' in the
+ * oldest hour that still has such values into one value per metering
+ * point, OBIS code and hour (a register's last value, a power's mean, at
+ * the hour's start). '*rows' gets the values condensed (0: nothing older
+ * is left). */
+int store_readings_downsample(struct store *s, int64_t before_ms, int64_t *rows);
 struct store_reading_query {
     const char *point;
     const char *obis; /* NULL: all */

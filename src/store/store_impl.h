@@ -71,6 +71,7 @@ struct store_ops {
                         size_t *stored);
     int (*meter_point_owner)(struct store *s, const char *point, const char *bind_smgw, char *smgw,
                              char *installation);
+    int (*readings_downsample)(struct store *s, int64_t before_ms, int64_t *rows);
     int (*readings_query)(struct store *s, const struct store_reading_query *q, json_t **items,
                           int *more);
 };

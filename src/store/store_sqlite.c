@@ -890,6 +890,7 @@ static const struct store_ops sqlite_ops = {
     .meter_point_audience = sq__meter_point_audience,
     .readings_put = sq__readings_put,
     .meter_point_owner = sq__meter_point_owner,
+    .readings_downsample = sq__readings_downsample,
     .readings_query = sq__readings_query,
 };
 

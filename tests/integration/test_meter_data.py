@@ -66,7 +66,8 @@ class MeterDataTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.sys = clsmtest.System(gateways=4, prefix="MTR",
-                                  clsmd_args=("--set", "request.compliance_grace_s=2"))
+                                  clsmd_args=("--set", "request.compliance_grace_s=2",
+                                              "--set", "meter.retention_days=1"))
         s = cls.sys
         cls.gws = [g["id"] for g in s.doc["smgws"]]
         cls.inst = s.doc["installations"]
@@ -390,6 +391,37 @@ class MeterDataTest(unittest.TestCase):
         self.assertEqual(state()["compliance"]["state"], "compliant")
         self.assertEqual(len(events("installation.compliant")), 1)
         self.sys.clsmd.request("DELETE", "/v1/requests/" + rid, token=self.tokens[VNB])
+
+    def test_old_values_are_condensed_to_hours(self):
+        """Values older than meter.retention_days (1 here) become one value
+        per hour: a register's last, a power's mean; recent ones stay."""
+        gw, mp = self.gws[1], self.mp[1]
+        base = (int(time.time()) // 3600 - 72) * 3600  # three days back, on the hour
+        entries = [(base + 900 * q, [1000 + q, 10, 400 * (q + 1)]) for q in range(8)]
+        recent = quarter(time.time(), 12)
+        doc = document(gw, [(mp, "electricity", ELEC, entries + [(recent, [2000, 11, 5])], 900)],
+                       doc_id="retention")
+        status, ans = self.post(gw, self.sign(gw, doc))
+        self.assertEqual((status, ans["stored"]), (201, 27), ans)
+
+        def rows():
+            with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
+                return db.execute("SELECT res, count(*) FROM readings WHERE point = ? GROUP BY"
+                                  " res ORDER BY res", (mp,)).fetchall()
+        deadline = time.time() + 30
+        while (0, 3) not in rows() or len(rows()) != 2 or rows()[1] != (3600, 6):
+            self.assertLess(time.time(), deadline, rows())
+            time.sleep(0.2)
+        r = self.readings(mp, **{"from": iso(base), "to": iso(base + 7200)}).json()["items"]
+        got = {(i["obis"], i["time"][:19]): (i["value"], i["count"]) for i in r}
+        h0, h1 = iso(base)[:19], iso(base + 3600)[:19]
+        self.assertEqual(got, {("1-0:1.8.0", h0): (1003, 1), ("1-0:1.8.0", h1): (1007, 1),
+                               ("1-0:2.8.0", h0): (10, 1), ("1-0:2.8.0", h1): (10, 1),
+                               ("1-0:1.7.0", h0): (1000, 1), ("1-0:1.7.0", h1): (2600, 1)})
+        # The recent quarter hour is as it was sent.
+        r = self.readings(mp, **{"from": iso(recent), "to": iso(recent + 900)}).json()["items"]
+        self.assertEqual({i["obis"]: i["value"] for i in r},
+                         {"1-0:1.8.0": 2000, "1-0:2.8.0": 11, "1-0:1.7.0": 5})
 
     def test_listener_takes_only_meter_data(self):
         cert, key = self.keys[self.gws[0]]
