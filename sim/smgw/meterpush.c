@@ -223,7 +223,9 @@ static void push_read_cb(struct bufferevent *bev, void *arg)
     const char *b = (const char *)evbuffer_pullup(in, -1);
     if (n < 12 || find(b, n, "\r\n\r\n") == NULL)
         return;
-    int status = atoi(b + 9);
+    int status = 0;
+    for (int k = 9; k < 12 && b[k] >= '0' && b[k] <= '9'; k++)
+        status = status * 10 + (b[k] - '0');
     char why[160];
     if (status == 200 || status == 201) {
         push_done(p, 1, NULL);
@@ -241,7 +243,10 @@ static void push_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return;
-    push_done(p, 0, what & BEV_EVENT_EOF ? "connection closed" : "connection failed");
+    push_done(p, 0,
+              what & BEV_EVENT_TIMEOUT ? "no answer"
+              : what & BEV_EVENT_EOF   ? "connection closed"
+                                       : "connection failed");
 }
 
 static void push_start(struct sim *s, struct gw *g, int64_t now_ms)
@@ -275,6 +280,8 @@ static void push_start(struct sim *s, struct gw *g, int64_t now_ms)
         return;
     }
     g->push = p;
+    struct timeval limit = {30, 0}; /* a clsmd that never answers does not stop the pushes */
+    bufferevent_set_timeouts(p->bev, &limit, &limit);
     bufferevent_openssl_set_allow_dirty_shutdown(p->bev, 1);
     bufferevent_setcb(p->bev, push_read_cb, NULL, push_event_cb, p);
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);

@@ -561,14 +561,20 @@ int cosem_parse(const char *buf, size_t len, int64_t now_ms, struct cosem_doc *o
         return fail(&w, NULL, "the document is empty");
     if (len > COSEM_MAX_BYTES)
         return fail(&w, NULL, "the document is larger than %u bytes", COSEM_MAX_BYTES);
-    /* No DTD, hence no entity of any kind, before libxml2 reads a byte. */
+    /* UTF-8 only (read as such whatever the document declares), so that
+     * the scan below sees every declaration; then no DTD, hence no entity
+     * of any kind, before libxml2 reads a byte. */
+    if (len >= 2 && (((unsigned char)buf[0] == 0xfe && (unsigned char)buf[1] == 0xff) ||
+                     ((unsigned char)buf[0] == 0xff && (unsigned char)buf[1] == 0xfe) ||
+                     (buf[0] == 0 && buf[1] == 0)))
+        return fail(&w, NULL, "the document must be UTF-8");
     if (has_declaration(buf, len))
         return fail(&w, NULL, "a document type declaration is not allowed");
 
     xmlParserCtxt *ctx = xmlNewParserCtxt();
     if (ctx == NULL)
         return -ENOMEM;
-    xmlDoc *xd = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, NULL,
+    xmlDoc *xd = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, "UTF-8",
                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     int rc;
     if (xd == NULL) {

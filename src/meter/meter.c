@@ -21,7 +21,8 @@
 #include "store/commit.h"
 #include "store/store.h"
 
-#define PATH "/v1/meter-data"
+#define PATH                     "/v1/meter-data"
+#define METER_MAX_PENDING_VALUES 1000000 /* in documents waiting for their commit */
 
 /* A document waiting for the commit. */
 struct job {
@@ -34,6 +35,7 @@ struct job {
     bool *bind;       /* per metering point: no gateway known yet */
     char (*inst)[97]; /* per metering point: the installation naming it, or "" */
     bool duplicate;
+    size_t taken_by; /* 1 + the point another gateway bound first; 0: none */
     size_t stored;
     int64_t received_ms;
     struct job *next;
@@ -50,12 +52,14 @@ struct meter {
     struct job *pending, **pending_tail; /* in the next commit */
     struct job *writing;                 /* in the commit under way */
     struct meter_stats stats;
+    size_t pending_values; /* in documents waiting for their commit */
     meter_power_fn power_fn;
     void *power_arg;
     int retention_days;
     struct event *retention_ev;
-    bool retention_due; /* condense an hour with the next commit */
-    int64_t condensed;  /* values condensed by the commit under way */
+    bool retention_due;    /* condense an hour with the next commit */
+    bool retention_failed; /* and never again */
+    int64_t condensed;     /* values condensed by the commit under way */
 };
 
 /* --- answers ------------------------------------------------------------------------------ */
@@ -115,20 +119,29 @@ static void job_free(struct job *j)
 
 static int write_job(struct meter *m, struct job *j)
 {
-    int rc = store_meter_doc_put(m->store, j->smgw, j->doc.id, j->doc.created_ms, j->received_ms,
-                                 (int64_t)j->doc.nreadings);
+    int rc;
+    /* A point first seen in two documents of one commit goes to the
+     * gateway whose document is written first; the other is refused. */
+    for (size_t i = 0; i < j->doc.npoints; i++) {
+        char owner[97];
+        if (!j->bind[i])
+            continue;
+        if ((rc = store_meter_point_owner(m->store, j->doc.points[i].id, j->smgw, owner, NULL)) !=
+            0)
+            return rc;
+        if (strcmp(owner, j->smgw) != 0) {
+            j->taken_by = i + 1;
+            return 0;
+        }
+    }
+    rc = store_meter_doc_put(m->store, j->smgw, j->doc.id, j->doc.created_ms, j->received_ms,
+                             (int64_t)j->doc.nreadings);
     if (rc == -EEXIST) {
         j->duplicate = true;
         return 0;
     }
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < j->doc.npoints; i++) {
-        char owner[97];
-        if (j->bind[i] && (rc = store_meter_point_owner(m->store, j->doc.points[i].id, j->smgw,
-                                                        owner, NULL)) != 0)
-            return rc;
-    }
     return store_readings_put(m->store, j->smgw, j->rows, j->doc.nreadings, &j->stored);
 }
 
@@ -156,9 +169,13 @@ static int meter_write(void *arg)
     m->condensed = -1;
     if (m->retention_due) {
         int64_t before = time_now_ms() - m->retention_days * 86400000LL;
-        int rc = store_readings_downsample(m->store, before, &m->condensed);
-        if (rc != 0)
-            return rc;
+        if (store_readings_downsample(m->store, before, &m->condensed) != 0) {
+            /* Undone on its own; the commit goes on without it. */
+            LOG(LOG_ERROR, "meter values could not be condensed; retention stops until restart",
+                LOG_S("error", store_errmsg(m->store)));
+            m->retention_failed = true;
+            m->condensed = 0;
+        }
     }
     m->writing = m->pending;
     m->pending = NULL;
@@ -171,10 +188,29 @@ static int meter_write(void *arg)
     return 0;
 }
 
-/* Power values of installations' metering points to the listener. */
+/* One power value of a point, signed (fed in < 0), for tell_power(). */
+struct power {
+    uint32_t point;
+    int64_t time_ms, watts;
+};
+
+static int by_point_time(const void *a, const void *b)
+{
+    const struct power *x = a, *y = b;
+    if (x->point != y->point)
+        return x->point < y->point ? -1 : 1;
+    return (x->time_ms > y->time_ms) - (x->time_ms < y->time_ms);
+}
+
+/* Power values of installations' metering points to the listener: per
+ * point and time the net of taken (1.7) and fed in (2.7), in time order. */
 static void tell_power(struct meter *m, const struct job *j)
 {
     if (m->power_fn == NULL)
+        return;
+    struct power *p = calloc(j->doc.nreadings ? j->doc.nreadings : 1, sizeof *p);
+    size_t n = 0;
+    if (p == NULL)
         return;
     for (size_t i = 0; i < j->doc.nreadings; i++) {
         const struct cosem_reading *r = &j->doc.readings[i];
@@ -185,8 +221,16 @@ static void tell_power(struct meter *m, const struct job *j)
             w *= 10;
         for (int k = 0; k > r->scaler; k--)
             w /= 10;
-        m->power_fn(m->power_arg, j->inst[r->point], r->time_ms, r->obis[2] == 2 ? -w : w);
+        p[n++] = (struct power){r->point, r->time_ms, r->obis[2] == 2 ? -w : w};
     }
+    qsort(p, n, sizeof *p, by_point_time);
+    for (size_t i = 0; i < n;) {
+        struct power net = p[i++];
+        while (i < n && p[i].point == net.point && p[i].time_ms == net.time_ms)
+            net.watts += p[i++].watts;
+        m->power_fn(m->power_arg, j->inst[net.point], net.time_ms, net.watts);
+    }
+    free(p);
 }
 
 static void meter_done(void *arg, int rc)
@@ -201,7 +245,8 @@ static void meter_done(void *arg, int rc)
             if (m->condensed > 0)
                 LOG(LOG_DEBUG, "meter values condensed to hours",
                     LOG_I("values", (long long)m->condensed));
-            retention_next(m, m->condensed > 0);
+            if (!m->retention_failed)
+                retention_next(m, m->condensed > 0);
         }
     }
     if (rc != 0) {
@@ -218,11 +263,21 @@ static void meter_done(void *arg, int rc)
         for (struct job *j = js; j; j = j->next) {
             j->stored = 0;
             j->duplicate = false;
+            j->taken_by = 0;
         }
         return;
     }
     for (struct job *j = js, *next; j; j = next) {
         next = j->next;
+        m->pending_values -= j->doc.nreadings;
+        if (j->taken_by) {
+            if (j->req)
+                reject(m, j->req, j->smgw, j->doc.id, 403, "forbidden",
+                       "metering point %s is not behind gateway %s",
+                       j->doc.points[j->taken_by - 1].id, j->smgw);
+            job_free(j);
+            continue;
+        }
         m->stats.documents++;
         m->stats.duplicates += j->duplicate ? 1 : 0;
         m->stats.values += j->doc.nreadings;
@@ -275,6 +330,20 @@ static int peer_gateway(struct meter *m, struct http_request *req, X509 **peer, 
     return 0;
 }
 
+/* Whether a document of another gateway, waiting for its commit, binds
+ * metering point 'point' (seen for the first time) to that gateway. */
+static bool bound_elsewhere(const struct meter *m, const char *point, const char *smgw)
+{
+    const struct job *lists[2] = {m->pending, m->writing};
+    for (int l = 0; l < 2; l++)
+        for (const struct job *j = lists[l]; j; j = j->next)
+            if (strcmp(j->smgw, smgw) != 0)
+                for (size_t i = 0; i < j->doc.npoints; i++)
+                    if (j->bind[i] && strcmp(j->doc.points[i].id, point) == 0)
+                        return true;
+    return false;
+}
+
 /* The VNB of the segment of gateway 'smgw' into 'out' (97 bytes; "" when
  * unknown). */
 static void gateway_vnb(struct meter *m, const char *smgw, char *out)
@@ -296,27 +365,34 @@ static void gateway_vnb(struct meter *m, const char *smgw, char *out)
 static int forward(struct meter *m, const struct job *j)
 {
     const struct cosem_doc *d = &j->doc;
+    json_t **parties = calloc(d->npoints, sizeof *parties);
+    char vnb[97] = "";
     size_t r = 0;
+    if (parties == NULL)
+        return -ENOMEM;
+    /* Every audience first: when one cannot be read, nothing goes out. */
+    for (size_t i = 0; i < d->npoints; i++) {
+        if (j->bind[i] && !vnb[0])
+            gateway_vnb(m, j->smgw, vnb);
+        if (!j->bind[i] &&
+            store_meter_point_audience(m->store, d->points[i].id, &parties[i]) != 0) {
+            for (size_t k = 0; k < i; k++)
+                json_decref(parties[k]);
+            free(parties);
+            return -EIO;
+        }
+    }
     for (size_t i = 0; i < d->npoints; i++) {
         const struct cosem_point *p = &d->points[i];
-        json_t *parties = NULL;
-        char vnb[97];
         const char *aud[AUDIT_AUDIENCE_MAX];
-        size_t naud = 0;
-        if (j->bind[i]) {
-            gateway_vnb(m, j->smgw, vnb);
-            if (vnb[0])
-                aud[naud++] = vnb;
-        } else if (store_meter_point_audience(m->store, p->id, &parties) == 0) {
-            size_t k;
-            json_t *v;
-            json_array_foreach(parties, k, v)
-            {
-                if (naud < AUDIT_AUDIENCE_MAX)
-                    aud[naud++] = json_string_value(v);
-            }
-        } else {
-            return -EIO;
+        size_t naud = 0, k;
+        json_t *v;
+        if (j->bind[i] && vnb[0])
+            aud[naud++] = vnb;
+        json_array_foreach(parties[i], k, v)
+        {
+            if (naud < AUDIT_AUDIENCE_MAX)
+                aud[naud++] = json_string_value(v);
         }
         json_t *values = json_array();
         for (; r < d->nreadings && d->readings[r].point == i; r++) {
@@ -335,8 +411,9 @@ static int forward(struct meter *m, const struct job *j)
                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "metering_point", p->id,
                                   "meter", p->meter, "medium", cosem_medium_name(p->medium), "smgw",
                                   j->smgw, "document", d->id, "values", values));
-        json_decref(parties);
+        json_decref(parties[i]);
     }
+    free(parties);
     return 0;
 }
 
@@ -416,7 +493,12 @@ static void take_document(struct meter *m, struct http_request *req)
     for (size_t i = 0; i < j->doc.npoints; i++) {
         char owner[97];
         rc = store_meter_point_owner(m->store, j->doc.points[i].id, NULL, owner, j->inst[i]);
-        if (rc == -ENOENT) {
+        if (rc == -ENOENT && bound_elsewhere(m, j->doc.points[i].id, smgw)) {
+            reject(m, req, smgw, j->doc.id, 403, "forbidden",
+                   "metering point %s is not behind gateway %s", j->doc.points[i].id, smgw);
+            job_free(j);
+            return;
+        } else if (rc == -ENOENT) {
             j->bind[i] = true; /* first seen: bound to this gateway with the values */
         } else if (rc != 0) {
             job_free(j);
@@ -447,17 +529,34 @@ static void take_document(struct meter *m, struct http_request *req)
     }
     j->req = req;
     http_req_set_data(req, j);
+    m->pending_values += j->doc.nreadings;
     *m->pending_tail = j;
     m->pending_tail = &j->next;
     commit_want(m->committer);
 }
 
+/* Before the body: the gateway (a refusal here never reads the 5 MiB),
+ * and room in the queue of documents waiting for their commit. */
 static long long on_head(void *arg, struct http_request *req)
 {
-    (void)arg;
-    if (strcmp(http_req_path(req), PATH) == 0 && strcmp(http_req_method(req), "POST") == 0)
+    struct meter *m = arg;
+    if (strcmp(http_req_path(req), PATH) != 0 || strcmp(http_req_method(req), "POST") != 0)
+        return -1;
+    char smgw[16], why[300];
+    X509 *peer = NULL;
+    int status = peer_gateway(m, req, &peer, smgw, why, sizeof why);
+    X509_free(peer);
+    if (status == 503) {
+        problem(req, 503, "store-unavailable", why);
+    } else if (status != 0) {
+        reject(m, req, smgw, NULL, status, "forbidden", "%s", why);
+    } else if (m->pending_values >= METER_MAX_PENDING_VALUES) {
+        http_add_header(req, "Retry-After", "5");
+        problem(req, 503, "busy", "too many values wait to be stored; send again later");
+    } else {
         return SIGNED_MAX_BYTES;
-    return -1;
+    }
+    return 0;
 }
 
 static void on_request(void *arg, struct http_request *req)

@@ -473,6 +473,7 @@ static void on_state(void *arg, const char *device, const struct lpc_state *st)
     d->measured_w = st->measured_w;
     d->measured_at = d->conf_at;
     rq__dev_state_dirty(r, d);
+    d->over_since = 0; /* a new confirmation: the grace period starts over */
     requests_measured(r, d->id, d->conf_at, st->measured_w);
     if (d->cmd[0] == '\0') { /* on its own: an expiry, a failsafe, a read */
         rq__dev_dirty(r, d);

@@ -164,7 +164,11 @@ int sq__readings_downsample(struct store *s, int64_t before_ms, int64_t *rows)
     int64_t from = first - ((first % 3600000) + 3600000) % 3600000, to = from + 3600000;
     if (to > before_ms)
         return 0; /* the hour is not wholly past the limit yet */
-    /* The hour's values, condensed, aside; then out with the raw ones. */
+    /* The hour's values as received, condensed, aside; then out with them
+     * and in with the condensed ones. An hour condensed before keeps its
+     * row: values that came late for it are dropped. One group per point
+     * and OBIS code (a scaler or unit that changed within the hour takes
+     * the last one's), so the new rows cannot collide. */
     static const char *const steps[] = {
         "CREATE TEMP TABLE IF NOT EXISTS condensed (point TEXT, obis TEXT, time INTEGER,"
         " value INTEGER, scaler INTEGER, unit INTEGER, status INTEGER, smgw TEXT, n INTEGER)",
@@ -172,25 +176,40 @@ int sq__readings_downsample(struct store *s, int64_t before_ms, int64_t *rows)
         "INSERT INTO temp.condensed SELECT point, obis, ?1,"
         " CASE WHEN obis LIKE '%:_.7.%' OR obis LIKE '%:__.7.%' THEN CAST(round(avg(value))"
         " AS INTEGER) ELSE value END, scaler, unit, status, smgw, count(*) + 0 * max(time)"
-        " FROM readings WHERE time >= ?1 AND time < ?2 GROUP BY point, obis, scaler, unit",
-        "DELETE FROM readings WHERE time >= ?1 AND time < ?2",
-        "INSERT INTO readings (point, obis, time, value, scaler, unit, status, smgw, res)"
-        " SELECT point, obis, time, value, scaler, unit, status, smgw, 3600 FROM temp.condensed",
+        " FROM readings WHERE time >= ?1 AND time < ?2 AND res = 0 GROUP BY point, obis",
+        "DELETE FROM readings WHERE time >= ?1 AND time < ?2 AND res = 0",
+        "INSERT OR IGNORE INTO readings (point, obis, time, value, scaler, unit, status, smgw,"
+        " res, n) SELECT point, obis, time, value, scaler, unit, status, smgw, 3600, n"
+        " FROM temp.condensed",
     };
+    /* In a savepoint: a failure here must not cost the rest of the
+     * transaction (the group commit's other writers). */
+    if ((st = sq__prep(s, "SAVEPOINT condense")) == NULL || (rc = sq__step_done(s, st)) != 0)
+        return st ? rc : sq__fail(s);
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         st = sq__prep(s, steps[i]);
-        if (st == NULL)
-            return sq__fail(s);
-        if (sqlite3_bind_parameter_count(st) >= 1)
+        rc = st ? 0 : sq__fail(s);
+        if (rc == 0 && sqlite3_bind_parameter_count(st) >= 1)
             sqlite3_bind_int64(st, 1, from);
-        if (sqlite3_bind_parameter_count(st) >= 2)
+        if (rc == 0 && sqlite3_bind_parameter_count(st) >= 2)
             sqlite3_bind_int64(st, 2, to);
-        if ((rc = sq__step_done(s, st)) != 0)
+        if (rc == 0)
+            rc = sq__step_done(s, st);
+        if (rc != 0) {
+            *rows = 0;
+            sqlite3_stmt *back = sq__prep(s, "ROLLBACK TO condense");
+            if (back)
+                sq__step_done(s, back);
+            sqlite3_stmt *rel = sq__prep(s, "RELEASE condense");
+            if (rel)
+                sq__step_done(s, rel);
             return rc;
+        }
         if (i == 3)
             *rows = sq__changes(s);
     }
-    return 0;
+    st = sq__prep(s, "RELEASE condense");
+    return st ? sq__step_done(s, st) : sq__fail(s);
 }
 
 /* A register's last value per bucket (SQLite takes the bare columns from
@@ -201,7 +220,7 @@ int sq__readings_query(struct store *s, const struct store_reading_query *q, jso
     sqlite3_stmt *st = sq__prep(
         s, "SELECT obis, (time / ?5) * ?5 AS bucket,"
            " CASE WHEN obis LIKE '%:_.7.%' OR obis LIKE '%:__.7.%' THEN CAST(round(avg(value))"
-           " AS INTEGER) ELSE value END, scaler, unit, count(*), max(time)"
+           " AS INTEGER) ELSE value END, scaler, unit, sum(n), max(time)"
            " FROM readings WHERE point = ?1 AND (?2 IS NULL OR obis = ?2)"
            " AND time >= ?3 AND time < ?4"
            " GROUP BY obis, bucket, scaler, unit ORDER BY obis, bucket LIMIT ?6");

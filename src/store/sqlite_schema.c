@@ -212,8 +212,8 @@ static const char migration_4[] =
 
 /* Meter data: documents once per gateway and id, values once per metering
  * point, OBIS code and capture time ('res' 0 as received, 3600 for an hour
- * that retention condensed), and the gateway of each metering point that no
- * installation names. */
+ * that retention condensed from 'n' values), and the gateway of each
+ * metering point that no installation names. */
 static const char migration_5[] =
     "CREATE TABLE meter_documents ("
     " smgw TEXT NOT NULL,"
@@ -232,6 +232,7 @@ static const char migration_5[] =
     " status INTEGER NOT NULL,"
     " smgw TEXT NOT NULL,"
     " res INTEGER NOT NULL DEFAULT 0,"
+    " n INTEGER NOT NULL DEFAULT 1,"
     " PRIMARY KEY (point, obis, time)) STRICT, WITHOUT ROWID;"
     "CREATE INDEX readings_raw_time ON readings(time) WHERE res = 0;"
     "CREATE TABLE meter_points ("

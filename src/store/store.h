@@ -299,7 +299,8 @@ int store_meter_point_owner(struct store *s, const char *point, const char *bind
  * oldest hour that still has such values into one value per metering
  * point, OBIS code and hour (a register's last value, a power's mean, at
  * the hour's start). '*rows' gets the values condensed (0: nothing older
- * is left). */
+ * is left). On failure the transaction is as before the call (its other
+ * changes stand). */
 int store_readings_downsample(struct store *s, int64_t before_ms, int64_t *rows);
 struct store_reading_query {
     const char *point;

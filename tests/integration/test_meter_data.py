@@ -361,8 +361,9 @@ class MeterDataTest(unittest.TestCase):
             time.sleep(0.1)
 
         def push(doc_id, entries):
-            doc = document(gw, [(mp, "electricity", [("1-0:1.7.0", 0, 27)], entries, None)],
-                           doc_id=doc_id)
+            # Fed-in power (2.7) alongside, 0: the net of both is judged.
+            doc = document(gw, [(mp, "electricity", [("1-0:1.7.0", 0, 27), ("1-0:2.7.0", 0, 27)],
+                                 [(t, v + [0]) for t, v in entries], None)], doc_id=doc_id)
             status, ans = self.post(gw, self.sign(gw, doc))
             self.assertEqual(status, 201, ans)
 
@@ -399,10 +400,15 @@ class MeterDataTest(unittest.TestCase):
         base = (int(time.time()) // 3600 - 72) * 3600  # three days back, on the hour
         entries = [(base + 900 * q, [1000 + q, 10, 400 * (q + 1)]) for q in range(8)]
         recent = quarter(time.time(), 12)
-        doc = document(gw, [(mp, "electricity", ELEC, entries + [(recent, [2000, 11, 5])], 900)],
-                       doc_id="retention")
+        # A second profile with the register in another scaler within the
+        # first hour: condensed with the rest, the last value wins.
+        doc = document(gw, [(mp, "electricity", ELEC, entries + [(recent, [2000, 11, 5])], 900),
+                            (mp, "electricity", [("1-0:1.8.0", 0, 30)], [(base + 1860, [100])],
+                             None)], doc_id="retention")
+        doc = doc.replace("</ProfileGeneric></MeteringPoint>\n<MeteringPoint id='%s' meter='M-%s'"
+                          " medium='electricity'>" % (mp, mp[-6:]), "</ProfileGeneric>", 1)
         status, ans = self.post(gw, self.sign(gw, doc))
-        self.assertEqual((status, ans["stored"]), (201, 27), ans)
+        self.assertEqual((status, ans["stored"]), (201, 28), ans)
 
         def rows():
             with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
@@ -415,9 +421,15 @@ class MeterDataTest(unittest.TestCase):
         r = self.readings(mp, **{"from": iso(base), "to": iso(base + 7200)}).json()["items"]
         got = {(i["obis"], i["time"][:19]): (i["value"], i["count"]) for i in r}
         h0, h1 = iso(base)[:19], iso(base + 3600)[:19]
-        self.assertEqual(got, {("1-0:1.8.0", h0): (1003, 1), ("1-0:1.8.0", h1): (1007, 1),
-                               ("1-0:2.8.0", h0): (10, 1), ("1-0:2.8.0", h1): (10, 1),
-                               ("1-0:1.7.0", h0): (1000, 1), ("1-0:1.7.0", h1): (2600, 1)})
+        self.assertEqual(got, {("1-0:1.8.0", h0): (1003, 5), ("1-0:1.8.0", h1): (1007, 4),
+                               ("1-0:2.8.0", h0): (10, 4), ("1-0:2.8.0", h1): (10, 4),
+                               ("1-0:1.7.0", h0): (1000, 4), ("1-0:1.7.0", h1): (2600, 4)})
+        # The store still takes everything else (the condensing never broke
+        # the shared commit).
+        t = quarter(time.time(), 13)
+        doc = document(gw, [(mp, "electricity", ELEC[:1], [(t, [3000])], 900)],
+                       doc_id="after-retention")
+        self.assertEqual(self.post(gw, self.sign(gw, doc))[0], 201)
         # The recent quarter hour is as it was sent.
         r = self.readings(mp, **{"from": iso(recent), "to": iso(recent + 900)}).json()["items"]
         self.assertEqual({i["obis"]: i["value"] for i in r},

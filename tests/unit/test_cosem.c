@@ -327,6 +327,35 @@ static void test_empty_and_oversized(void **state)
     free(big);
 }
 
+static void test_utf16_cannot_hide_a_dtd(void **state)
+{
+    (void)state;
+    /* "<!DOCTYPE" in UTF-16 escapes a byte scan for ASCII; the document is
+     * read as UTF-8 whatever it declares, so it is refused either way. */
+    static const char doc[] = "<?xml version='1.0' encoding='UTF-16'?><!DOCTYPE MeterData "
+                              "[<!ENTITY a 'aaaa'>]><MeterData xmlns='urn:clsm:cosem-xml:1'/>";
+    for (int bom = 0; bom < 3; bom++) {
+        size_t n = strlen(doc);
+        unsigned char buf[512];
+        size_t k = 0;
+        if (bom == 1) {
+            buf[k++] = 0xff;
+            buf[k++] = 0xfe;
+        } else if (bom == 2) {
+            buf[k++] = 0xfe;
+            buf[k++] = 0xff;
+        }
+        for (size_t i = 0; i < n; i++) { /* UTF-16LE, or BE after the BE mark */
+            buf[k++] = bom == 2 ? 0 : (unsigned char)doc[i];
+            buf[k++] = bom == 2 ? (unsigned char)doc[i] : 0;
+        }
+        char err[400];
+        struct cosem_doc d;
+        assert_int_equal(cosem_parse((const char *)buf, k, NOW, &d, err, sizeof err), -EINVAL);
+        assert_true(strstr(err, "UTF-8") != NULL || strstr(err, "not well-formed") != NULL);
+    }
+}
+
 static void test_deep_nesting(void **state)
 {
     (void)state;
@@ -397,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_empty_and_oversized),
         cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_utf16_cannot_hide_a_dtd),
         cmocka_unit_test(test_too_many_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
