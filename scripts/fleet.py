@@ -18,7 +18,7 @@ KINDS = [("heat_pump", "consumption", 9000, True), ("wallbox", "consumption", 11
          ("pv", "production", 8000, False)]
 
 
-def build(n, prefix, gwas, kinds=KINDS):
+def build(n, prefix, gwas, kinds=KINDS, sensors=0):
     doc = {"parties": [{"id": VNB, "name": "Netz Flotte GmbH", "role": "vnb"}],
            "segments": [{"id": "FLEET", "name": "Flotte", "level": "substation", "vnb": VNB}],
            "gwas": [{"id": g, "name": g, "endpoint": url, "max_concurrent": 64} for g, url in gwas],
@@ -40,6 +40,8 @@ def build(n, prefix, gwas, kinds=KINDS):
                                      "direction": direction, "rated_power_w": rated,
                                      "sec14a": s14a, "segment": seg,
                                      "metering_point": "DE1%030d" % (i + 1)})
+        if i < sensors:  # a sensor (door, smoke, fill level, climate) in the household
+            doc["devices"].append({"id": "SN-%s" % gw, "smgw": gw, "kind": "sensor"})
     return doc, ids
 
 
@@ -53,6 +55,8 @@ def main():
     ap.add_argument("--ids", required=True)
     ap.add_argument("--kinds", default=",".join(k[0] for k in KINDS),
                     help="installation kinds to alternate, comma-separated (default: all)")
+    ap.add_argument("--sensors", type=int, default=0,
+                    help="the first N gateways also have a sensor device (SN-<gateway>)")
     a = ap.parse_args()
     if len(a.prefix) != 3 or not a.prefix.isalpha() or not a.prefix.isupper():
         sys.exit("fleet.py: --prefix must be three upper-case letters")
@@ -63,7 +67,7 @@ def main():
         if not match:
             sys.exit("fleet.py: --kinds: unknown kind %r" % name)
         kinds += match
-    doc, ids = build(a.gateways, a.prefix, gwas, kinds)
+    doc, ids = build(a.gateways, a.prefix, gwas, kinds, a.sensors)
     with open(a.out, "w") as f:
         json.dump(doc, f)
     with open(a.ids, "w") as f:

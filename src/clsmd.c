@@ -23,6 +23,7 @@
 #include "common/tls.h"
 #include "dispatch/dispatch.h"
 #include "meter/meter.h"
+#include "meter/sensors.h"
 #include "request/requests.h"
 #include "store/commit.h"
 #include "store/store.h"
@@ -41,6 +42,7 @@ struct clsmd {
     struct channel_mgr *channels;
     struct gwa_client *gwa;
     struct meter *meter;
+    struct sensors *sensors;
     SSL_CTX *meter_tls; /* holds the trust the meter service verifies signers with */
     X509 *smgw_ca;
     struct event *sigterm, *sigint, *grace;
@@ -358,6 +360,14 @@ static int start(struct clsmd *d)
     api_set_requests(d->api, d->requests);
     if (d->meter)
         meter_set_power_listener(d->meter, on_meter_power, d->requests);
+    if (d->gwa) { /* sensors report only through channels */
+        struct sensors_config sc = {(int)d->cfg.sensor_door_open_alarm_s,
+                                    (int)d->cfg.sensor_fill_level_alarm_pct,
+                                    (int)d->cfg.sensor_rescan_s};
+        d->sensors = sensors_new(d->base, d->store, d->audit, d->dispatch, &sc);
+        if (d->sensors == NULL)
+            return -1;
+    }
     if (dispatch_resume(d->dispatch) != 0)
         LOG(LOG_ERROR, "unfinished commands could not be resumed",
             LOG_S("error", store_errmsg(d->store)));
@@ -417,6 +427,7 @@ out:
      * through the API) and what they use; the store closes last. */
     if (d.committer)
         commit_now(d.committer);
+    sensors_free(d.sensors);
     requests_free(d.requests);
     dispatch_free(d.dispatch);
     gwa_client_free(d.gwa);

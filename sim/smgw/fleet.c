@@ -238,6 +238,8 @@ static int load_devices(struct sim *s, json_t *doc, json_t *by_smgw)
         json_t *fw = json_object_get(it, "failsafe_limit_w");
         json_t *fs = json_object_get(it, "failsafe_duration_s");
         d->failsafe_w = json_is_integer(fw) ? (uint32_t)json_integer_value(fw) : 4200;
+        const char *kind = json_string_value(json_object_get(it, "kind"));
+        d->sensor = kind && strcmp(kind, "sensor") == 0;
         d->failsafe_s = json_is_integer(fs) ? (uint32_t)json_integer_value(fs) : 7200;
     }
     qsort(s->devs, n, sizeof *s->devs, cmp_dev_gw);

@@ -43,6 +43,9 @@ enum fault {
     F_CLAIM = 1 << 4,     /* connects claiming another device's id (fault_arg) */
     F_MALFORMED = 1 << 5, /* sends a malformed MQTT frame instead of CONNECT */
     F_OVERDRAW = 1 << 6,  /* confirms every cap but draws its full demand */
+    F_SMOKE = 1 << 7,     /* a smoke detector that detects smoke */
+    F_DOOR = 1 << 8,      /* a door contact whose door stays open */
+    F_FILL = 1 << 9,      /* a fill level sensor at fault_arg percent */
 };
 
 struct dev {
@@ -63,6 +66,7 @@ struct dev {
     uint32_t failsafe_w, failsafe_s; /* from the registry */
     uint64_t controls, acks, nacks, duplicates;
     char mp[34];                     /* metering point of its installations ("" none) */
+    bool sensor;                     /* a sensor (registry kind), not a Steuerbox */
     uint64_t import_mwh, export_mwh; /* the meter's registers, in mWh */
     int64_t metered_ms;              /* registers advanced up to here */
 };

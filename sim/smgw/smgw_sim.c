@@ -61,6 +61,7 @@ static void usage(FILE *out)
         "  --curves LIST          TLS groups (default brainpoolP256r1:prime256v1)\n"
         "  --fault KIND:DEVICE[:ARG]  nack | slow:MS | drop | wrongid | claim:OTHER | malformed\n"
         "                         | overdraw (confirms caps, draws its full demand)\n"
+        "                         | smoke | door (stays open) | fill:PCT   (sensors)\n"
         "  --log-level LEVEL      debug, info, warn, error\n");
 }
 
@@ -77,9 +78,10 @@ static int parse_fault(const char *spec, struct fault_spec *f)
         const char *name;
         unsigned kind;
         int needs_arg;
-    } kinds[] = {{"nack", F_NACK, 0},        {"slow", F_SLOW, 1},   {"drop", F_DROP, 0},
-                 {"wrongid", F_WRONG_ID, 0}, {"claim", F_CLAIM, 1}, {"malformed", F_MALFORMED, 0},
-                 {"overdraw", F_OVERDRAW, 0}};
+    } kinds[] = {{"nack", F_NACK, 0},         {"slow", F_SLOW, 1},   {"drop", F_DROP, 0},
+                 {"wrongid", F_WRONG_ID, 0},  {"claim", F_CLAIM, 1}, {"malformed", F_MALFORMED, 0},
+                 {"overdraw", F_OVERDRAW, 0}, {"smoke", F_SMOKE, 0}, {"door", F_DOOR, 0},
+                 {"fill", F_FILL, 1}};
     for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
         if (strcmp(kind, kinds[i].name) != 0)
             continue;
@@ -305,7 +307,11 @@ static int apply_cli(struct sim *s, const struct cli *cli)
             }
             d->fault_ms = (int)ms;
         }
-        if (cli->faults[i].kind == F_CLAIM)
+        if (cli->faults[i].kind == F_FILL && parse_ll(cli->faults[i].arg, 0, 100, &ms) != 0) {
+            LOG(LOG_ERROR, "--fault fill needs a percentage", LOG_S("arg", cli->faults[i].arg));
+            return -1;
+        }
+        if (cli->faults[i].kind == F_CLAIM || cli->faults[i].kind == F_FILL)
             str_copy(d->fault_arg, sizeof d->fault_arg, cli->faults[i].arg);
     }
     return 0;

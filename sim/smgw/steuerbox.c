@@ -622,7 +622,7 @@ int steuerbox_state(struct steuerbox *sb, int64_t now_ms, char *buf, size_t len)
 
 int steuerbox_telemetry(struct steuerbox *sb, int64_t now_ms, char *buf, size_t len)
 {
-    struct lpc_telemetry t;
+    struct lpc_telemetry t = {0, 0, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE};
     t.measured_w = steuerbox_measured_w(sb, now_ms);
     t.time_ms = sb->now_ms;
     return lpc_telemetry_encode(&t, buf, len);

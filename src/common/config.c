@@ -106,6 +106,12 @@ static const struct option options[] = {
     {"meter.retention_days", OPT_INT, "90", 0, 36500, NULL, OFF(meter_retention_days), 0,
      "Days meter values are kept as received; older ones are condensed to hourly values (0: "
      "never)."},
+    {"sensor.door_open_alarm_s", OPT_INT, "600", 1, 86400, NULL, OFF(sensor_door_open_alarm_s), 0,
+     "A door contact open this long raises the alarm door_open."},
+    {"sensor.fill_level_alarm_pct", OPT_INT, "90", 1, 100, NULL, OFF(sensor_fill_level_alarm_pct),
+     0, "A fill level at or above this raises the alarm fill_level."},
+    {"sensor.rescan_s", OPT_INT, "60", 1, 86400, NULL, OFF(sensor_rescan_s), 0,
+     "How often the registry is read for sensors to keep channels to."},
     {"channel.endpoint", OPT_STR, "", 0, 299, NULL, OFF(channel_endpoint), SZ(channel_endpoint),
      "host:port the GWA tells gateways to dial; empty means channel.listen."},
     {"channel.max_channels", OPT_INT, "10000", 1, 1000000, NULL, OFF(channel_max_channels), 0,

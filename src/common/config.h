@@ -58,6 +58,9 @@ struct clsm_config {
     struct hostport meter_listen;
     long long meter_max_connections;
     long long meter_retention_days;
+    long long sensor_door_open_alarm_s;
+    long long sensor_fill_level_alarm_pct;
+    long long sensor_rescan_s;
     long long channel_handshake_timeout_s;
     long long channel_identify_timeout_s;
     long long channel_idle_timeout_s;

@@ -66,6 +66,12 @@ struct dev {
     int channel_asked;
     struct cmd *head, *tail;
     struct dev *hnext;
+    /* A device whose channel is kept open (sensors): asked for again after
+     * a close or a refusal, backing off 5 s .. 5 min. */
+    bool keep;
+    int keep_backoff_s;
+    struct event *keep_ev;
+    struct dispatch *d;
 };
 
 struct dispatch {
@@ -84,6 +90,8 @@ struct dispatch {
     int counts[C_NSTATES];
     uint64_t entered[C_NSTATES];
     struct dispatch_observer obs;
+    dispatch_sensor_fn sensor_fn;
+    void *sensor_arg;
 };
 
 _Static_assert(C_NSTATES == DISPATCH_NSTATES, "dispatch.h must know every command state");
@@ -610,7 +618,59 @@ static void on_opened(void *arg, struct channel *ch, const char *device)
         return; /* nothing to do for it (yet) */
     v->ch = ch;
     v->channel_asked = 0;
+    v->keep_backoff_s = 0;
     kick(d, v);
+}
+
+/* --- kept channels ------------------------------------------------------------------------ */
+
+static void keep_ask(struct dispatch *d, struct dev *v)
+{
+    if (!v->keep || v->ch || v->channel_asked || d->gwa == NULL)
+        return;
+    if (gwa_client_request(d->gwa, v->smgw, v->id, false) == 0)
+        v->channel_asked = 1;
+}
+
+static void keep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct dev *v = arg;
+    (void)fd;
+    (void)what;
+    keep_ask(v->d, v);
+}
+
+/* Ask again later: 5 s, doubling up to 5 minutes until a channel opens. */
+static void keep_later(struct dispatch *d, struct dev *v)
+{
+    if (!v->keep)
+        return;
+    if (v->keep_ev == NULL && (v->keep_ev = evtimer_new(d->base, keep_cb, v)) == NULL)
+        return;
+    v->keep_backoff_s = v->keep_backoff_s ? v->keep_backoff_s * 2 : 5;
+    if (v->keep_backoff_s > 300)
+        v->keep_backoff_s = 300;
+    struct timeval tv = {v->keep_backoff_s, 0};
+    evtimer_add(v->keep_ev, &tv);
+}
+
+int dispatch_keep_channel(struct dispatch *d, const char *device)
+{
+    struct dev *v = dev_get(d, device);
+    if (v == NULL)
+        return -ENOENT;
+    if (v->keep)
+        return 0;
+    v->keep = true;
+    v->d = d;
+    keep_ask(d, v);
+    return 0;
+}
+
+void dispatch_set_sensor_listener(struct dispatch *d, dispatch_sensor_fn fn, void *arg)
+{
+    d->sensor_fn = fn;
+    d->sensor_arg = arg;
 }
 
 static void on_closed(void *arg, struct channel *ch, const char *device, const char *reason)
@@ -627,6 +687,8 @@ static void on_closed(void *arg, struct channel *ch, const char *device, const c
      * its id if it got it the first time. */
     if (v->head && v->head->stored && v->head->state != C_PENDING)
         ask_for_channel(d, v->head);
+    else
+        keep_later(d, v);
 }
 
 /* Does the reported state show that 'control' took effect? */
@@ -702,8 +764,10 @@ static void on_state(void *arg, const char *device, const struct lpc_state *stat
 static void on_telemetry(void *arg, const char *device, const struct lpc_telemetry *telemetry)
 {
     struct dispatch *d = arg;
-    if (d->obs.telemetry)
+    if (d->obs.telemetry && telemetry->measured_w != LPC_NONE)
         d->obs.telemetry(d->obs.arg, device, telemetry->time_ms, telemetry->measured_w);
+    if (d->sensor_fn)
+        d->sensor_fn(d->sensor_arg, device, telemetry);
 }
 
 struct channel_listener dispatch_channel_listener(struct dispatch *d)
@@ -722,6 +786,8 @@ void dispatch_gwa_result(void *arg, const char *device, enum gwa_outcome outcome
     if (outcome == GWA_ACCEPTED)
         return; /* the gateway will dial in */
     v->channel_asked = 0;
+    if (v->head == NULL)
+        keep_later(d, v);
     if (outcome == GWA_EXPIRED) {
         /* Ask again while the deadline allows. */
         if (v->head && v->head->stored && !(v->ch && channel_state_of(v->ch) == CH_OPEN))
@@ -923,6 +989,8 @@ void dispatch_free(struct dispatch *d)
     for (size_t b = 0; d->devs && b < d->ndevs_buckets; b++) {
         for (struct dev *v = d->devs[b], *n; v; v = n) {
             n = v->hnext;
+            if (v->keep_ev)
+                event_free(v->keep_ev);
             free(v);
         }
     }

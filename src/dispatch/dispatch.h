@@ -115,6 +115,15 @@ struct dispatch_observer {
 };
 void dispatch_set_observer(struct dispatch *d, const struct dispatch_observer *o);
 
+/* Every telemetry message of every device, as decoded (sensors.h). */
+typedef void (*dispatch_sensor_fn)(void *arg, const char *device, const struct lpc_telemetry *t);
+void dispatch_set_sensor_listener(struct dispatch *d, dispatch_sensor_fn fn, void *arg);
+
+/* Keep a channel to 'device' open (sensors, which report only through
+ * it): ask the GWA now, and again after every close or refusal, backing
+ * off from 5 s to 5 minutes. Returns 0 or -ENOENT (not in the registry). */
+int dispatch_keep_channel(struct dispatch *d, const char *device);
+
 /* The command with that id in API form (new reference), or -ENOENT. */
 int dispatch_command(struct dispatch *d, const char *id, json_t **out);
 

@@ -165,6 +165,7 @@ enum ftype {
     F_SKIP,   /* a known key checked by other code */
     F_INT,    /* int64_t in min..max */
     F_BOOL,   /* bool */
+    F_FLAG,   /* JSON true/false stored as int64_t 1/0 (LPC_NONE: absent) */
     F_ENUM,   /* string of 'values', stored as int index */
     F_TIME,   /* RFC 3339 string, stored as int64_t ms */
     F_CMD,    /* command id, stored in char[LPC_CMD_MAX + 1] */
@@ -175,6 +176,7 @@ enum ftype {
 
 #define FL_REQ  0x1u /* must be present */
 #define FL_NULL 0x2u /* may be JSON null: LPC_NONE for numbers and times, "" for ids */
+#define FL_OMIT 0x4u /* optional: LPC_NONE when absent, and then not written */
 
 struct field {
     const char *name;
@@ -211,6 +213,8 @@ static const struct field *find_field(const struct field *f, size_t n, const cha
             return &f[i];
     return NULL;
 }
+
+static void set_none(const struct field *f, char *p);
 
 static int check_fields(json_t *obj, const struct field *f, size_t n, void *base, const char *path,
                         struct lpc_error *err);
@@ -267,6 +271,11 @@ static int check_scalar(json_t *v, const struct field *f, char *p, const char *p
         if (!json_is_boolean(v))
             return fail(err, -EINVAL, path, f->name, "must be true or false");
         *(bool *)p = json_is_true(v);
+        return 0;
+    case F_FLAG:
+        if (!json_is_boolean(v))
+            return fail(err, -EINVAL, path, f->name, "must be true or false");
+        *(int64_t *)(void *)p = json_is_true(v) ? 1 : 0;
         return 0;
     case F_ENUM: {
         int i = enum_index(v, f->values);
@@ -352,6 +361,8 @@ static int check_fields(json_t *obj, const struct field *f, size_t n, void *base
         if (v == NULL) {
             if (f[i].flags & FL_REQ)
                 return fail(err, -EINVAL, path, f[i].name, "is required");
+            if (f[i].flags & FL_OMIT)
+                set_none(&f[i], (char *)base + f[i].off);
             continue;
         }
         int rc = check_value(v, &f[i], base, path, err);
@@ -389,14 +400,20 @@ static json_t *build_value(const struct field *f, const void *base)
     const char *p = (const char *)base + f->off;
     int64_t x = 0;
 
-    if (f->type == F_INT || f->type == F_TIME) {
+    if (f->type == F_INT || f->type == F_TIME || f->type == F_FLAG) {
         x = *(const int64_t *)(const void *)p;
         if (x == LPC_NONE && (f->flags & FL_NULL))
             return json_null();
     }
     switch (f->type) {
     case F_INT:
+        if (x < f->min || x > f->max)
+            return invalid_marker();
         return json_integer(x);
+    case F_FLAG:
+        if (x != 0 && x != 1)
+            return invalid_marker();
+        return json_boolean(x);
     case F_BOOL:
         return json_boolean(*(const bool *)p);
     case F_ENUM: {
@@ -436,6 +453,9 @@ static int add_fields(json_t *obj, const struct field *f, size_t n, const void *
 {
     for (size_t i = 0; i < n; i++) {
         if (f[i].type == F_SKIP)
+            continue;
+        if ((f[i].flags & FL_OMIT) &&
+            *(const int64_t *)(const void *)((const char *)base + f[i].off) == LPC_NONE)
             continue;
         if (json_object_set_new(obj, f[i].name, build_value(&f[i], base)) != 0)
             return -ENOMEM;
@@ -938,16 +958,27 @@ int lpc_state_decode(const char *buf, size_t len, struct lpc_state *s, struct lp
 
 /* --- telemetry ------------------------------------------------------------ */
 
+#define TEL(m) offsetof(struct lpc_telemetry, m)
 static const struct field telemetry_fields[] = {
-    FIELD("time", F_TIME, FL_REQ, offsetof(struct lpc_telemetry, time_ms)),
-    FIELD_INT("measured_w", FL_REQ, -LPC_MAX_POWER_W, LPC_MAX_POWER_W,
-              offsetof(struct lpc_telemetry, measured_w)),
+    FIELD("time", F_TIME, FL_REQ, TEL(time_ms)),
+    FIELD_INT("measured_w", FL_OMIT, -LPC_MAX_POWER_W, LPC_MAX_POWER_W, TEL(measured_w)),
+    FIELD("door_open", F_FLAG, FL_OMIT, TEL(door_open)),
+    FIELD("smoke", F_FLAG, FL_OMIT, TEL(smoke)),
+    FIELD_INT("fill_level_pct", FL_OMIT, 0, 100, TEL(fill_level_pct)),
+    FIELD_INT("temperature_dc", FL_OMIT, -500, 1000, TEL(temperature_dc)),
+    FIELD_INT("humidity_pct", FL_OMIT, 0, 100, TEL(humidity_pct)),
 };
 
 static int telemetry_check(json_t *j, void *out, struct lpc_error *err)
 {
+    struct lpc_telemetry *t = out;
     memset(out, 0, sizeof(struct lpc_telemetry));
-    return check_fields(j, telemetry_fields, ARRAY_LEN(telemetry_fields), out, "", err);
+    int rc = check_fields(j, telemetry_fields, ARRAY_LEN(telemetry_fields), out, "", err);
+    if (rc == 0 && t->measured_w == LPC_NONE && t->door_open == LPC_NONE && t->smoke == LPC_NONE &&
+        t->fill_level_pct == LPC_NONE && t->temperature_dc == LPC_NONE &&
+        t->humidity_pct == LPC_NONE)
+        return fail(err, -EINVAL, "", NULL, "telemetry without a single measurement");
+    return rc;
 }
 
 int lpc_telemetry_encode(const struct lpc_telemetry *t, char *buf, size_t len)

@@ -234,9 +234,16 @@ int lpc_state_decode(const char *buf, size_t len, struct lpc_state *s, struct lp
 
 /* --- telemetry (device -> clsmd) ------------------------------------------ */
 
+/* Measurements: each LPC_NONE when the device does not report it (at
+ * least one is there). Steuerboxen report power, sensors their readings. */
 struct lpc_telemetry {
     int64_t time_ms;
-    int64_t measured_w; /* -LPC_MAX_POWER_W..LPC_MAX_POWER_W, sign as in state */
+    int64_t measured_w;     /* -LPC_MAX_POWER_W..LPC_MAX_POWER_W, sign as in state */
+    int64_t door_open;      /* 1 open, 0 closed (door contact) */
+    int64_t smoke;          /* 1 smoke detected, 0 none (smoke detector) */
+    int64_t fill_level_pct; /* 0..100 (fill level) */
+    int64_t temperature_dc; /* -500..1000, tenths of a degree Celsius (room climate) */
+    int64_t humidity_pct;   /* 0..100, relative (room climate) */
 };
 
 /* As lpc_control_encode(). */

@@ -37,6 +37,7 @@ int sq__meter_doc_put(struct store *s, const char *smgw, const char *id, int64_t
                       int64_t received_ms, int64_t values);
 int sq__meter_doc_exists(struct store *s, const char *smgw, const char *id);
 int sq__meter_point_audience(struct store *s, const char *point, json_t **parties);
+int sq__gateway_parties(struct store *s, const char *smgw, json_t **parties);
 int sq__readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
                      size_t *stored);
 int sq__meter_point_owner(struct store *s, const char *point, const char *bind_smgw, char *smgw,

@@ -70,6 +70,28 @@ int sq__meter_point_audience(struct store *s, const char *point, json_t **partie
     return 0;
 }
 
+int sq__gateway_parties(struct store *s, const char *smgw, json_t **parties)
+{
+    sqlite3_stmt *st = sq__prep(s, "SELECT DISTINCT a.party FROM assignments a"
+                                   " JOIN installations i ON i.id = a.installation"
+                                   " JOIN devices d ON d.id = i.device WHERE d.smgw = ?1"
+                                   " ORDER BY a.party");
+    if (st == NULL)
+        return sq__fail(s);
+    sqlite3_bind_text(st, 1, smgw, -1, SQLITE_STATIC);
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(arr);
+        return sq__fail(s);
+    }
+    *parties = arr;
+    return 0;
+}
+
 int sq__readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
                      size_t *stored)
 {

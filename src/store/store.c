@@ -268,3 +268,8 @@ int store_readings_downsample(struct store *s, int64_t before_ms, int64_t *rows)
 {
     return s->ops->readings_downsample(s, before_ms, rows);
 }
+
+int store_gateway_parties(struct store *s, const char *smgw, json_t **parties)
+{
+    return s->ops->gateway_parties(s, smgw, parties);
+}

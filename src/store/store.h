@@ -281,6 +281,9 @@ int store_meter_doc_exists(struct store *s, const char *smgw, const char *id);
  * the parties assigned to that installation with the read right; for a
  * point no installation names, the VNB of its gateway's segment. */
 int store_meter_point_audience(struct store *s, const char *point, json_t **parties);
+/* The parties assigned to any installation behind gateway 'smgw' (the
+ * household's service providers), as a JSON array of party ids. */
+int store_gateway_parties(struct store *s, const char *smgw, json_t **parties);
 /* Insert 'n' values sent by 'smgw'; '*stored' counts those that were new. */
 int store_readings_put(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
                        size_t *stored);

@@ -67,6 +67,7 @@ struct store_ops {
                          int64_t received_ms, int64_t values);
     int (*meter_doc_exists)(struct store *s, const char *smgw, const char *id);
     int (*meter_point_audience)(struct store *s, const char *point, json_t **parties);
+    int (*gateway_parties)(struct store *s, const char *smgw, json_t **parties);
     int (*readings_put)(struct store *s, const char *smgw, const struct store_reading *r, size_t n,
                         size_t *stored);
     int (*meter_point_owner)(struct store *s, const char *point, const char *bind_smgw, char *smgw,

@@ -888,6 +888,7 @@ static const struct store_ops sqlite_ops = {
     .meter_doc_put = sq__meter_doc_put,
     .meter_doc_exists = sq__meter_doc_exists,
     .meter_point_audience = sq__meter_point_audience,
+    .gateway_parties = sq__gateway_parties,
     .readings_put = sq__readings_put,
     .meter_point_owner = sq__meter_point_owner,
     .readings_downsample = sq__readings_downsample,

@@ -298,7 +298,7 @@ class System:
     free local ports, with a fresh PKI and a synthetic fleet of 'gateways'."""
 
     def __init__(self, gateways=50, curve="brainpoolP256r1", gwa_args=(), smgw_args=(),
-                 clsmd_args=(), prefix="TST", meter_period_s=None):
+                 clsmd_args=(), prefix="TST", meter_period_s=None, sensors=0):
         self.tmp = tempfile.TemporaryDirectory(prefix="clsm-system-")
         self.dir = self.tmp.name
         self.pki = os.path.join(self.dir, "pki")
@@ -314,6 +314,7 @@ class System:
         self.registry = os.path.join(self.dir, "fleet.json")
         ids = os.path.join(self.dir, "fleet.ids")
         subprocess.run([sys.executable, FLEET, "--gateways", str(gateways), "--prefix", prefix,
+                        "--sensors", str(sensors),
                         "--gwa", "GWA-01=https://127.0.0.1:%d" % self.gwa_port,
                         "--out", self.registry, "--ids", ids], check=True)
         subprocess.run([CLSM_PKI, "init", self.pki, "--curve", curve, "--gwa", "GWA-01"],

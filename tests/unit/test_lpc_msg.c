@@ -729,11 +729,21 @@ static void test_state_struct_round_trip(void **state)
 static const char *const good_telemetry[] = {
     "{\"time\":\"" T0 "\",\"measured_w\":3100}",
     "{\"measured_w\":-1000000000,\"time\":\"2026-11-28T19:00:00.999+01:00\"}",
+    /* Sensors: any of their readings, without power. */
+    "{\"time\":\"" T0 "\",\"door_open\":true}",
+    "{\"time\":\"" T0 "\",\"smoke\":false,\"temperature_dc\":-500,\"humidity_pct\":100}",
+    "{\"time\":\"" T0 "\",\"fill_level_pct\":0,\"temperature_dc\":1000}",
 };
 
 static const struct bad bad_telemetry[] = {
-    {"{\"time\":\"" T0 "\"}", -EINVAL, "/measured_w"},
+    {"{\"time\":\"" T0 "\"}", -EINVAL, ""}, /* no measurement at all */
     {"{\"time\":\"" T0 "\",\"measured_w\":1,\"temperature\":21}", -EINVAL, "/temperature"},
+    {"{\"time\":\"" T0 "\",\"door_open\":1}", -EINVAL, "/door_open"},
+    {"{\"time\":\"" T0 "\",\"smoke\":\"yes\"}", -EINVAL, "/smoke"},
+    {"{\"time\":\"" T0 "\",\"fill_level_pct\":101}", -EINVAL, "/fill_level_pct"},
+    {"{\"time\":\"" T0 "\",\"temperature_dc\":-501}", -EINVAL, "/temperature_dc"},
+    {"{\"time\":\"" T0 "\",\"humidity_pct\":-1}", -EINVAL, "/humidity_pct"},
+    {"{\"time\":\"" T0 "\",\"door_open\":null}", -EINVAL, "/door_open"},
     {"{\"time\":1796148000,\"measured_w\":1}", -EINVAL, "/time"},
     {"{\"time\":\"1970-01-01T00:30:00+01:00\",\"measured_w\":1}", -EINVAL, "/time"},
     {"{\"time\":\"9999-12-31T23:59:59-01:00\",\"measured_w\":1}", -EINVAL, "/time"},
@@ -744,7 +754,7 @@ static const struct bad bad_telemetry[] = {
 
 static void test_telemetry_tables(void **state)
 {
-    struct lpc_telemetry t = {-1, 0};
+    struct lpc_telemetry t = {-1, 0, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE};
     char buf[128];
     (void)state;
     for (size_t i = 0; i < sizeof good_telemetry / sizeof good_telemetry[0]; i++)
@@ -755,6 +765,27 @@ static void test_telemetry_tables(void **state)
     t.measured_w = 5;
     assert_int_equal(lpc_telemetry_encode(&t, buf, sizeof buf), 50);
     assert_string_equal(buf, "{\"time\":\"2026-12-01T18:00:00.000Z\",\"measured_w\":5}");
+    /* A sensor: absent readings are left out; out-of-range ones refused. */
+    t.measured_w = LPC_NONE;
+    t.door_open = 1;
+    t.temperature_dc = 215;
+    assert_true(lpc_telemetry_encode(&t, buf, sizeof buf) > 0);
+    assert_string_equal(
+        buf, "{\"time\":\"2026-12-01T18:00:00.000Z\",\"door_open\":true,\"temperature_dc\":215}");
+    struct lpc_telemetry back;
+    struct lpc_error err;
+    assert_int_equal(lpc_telemetry_decode(buf, strlen(buf), &back, &err), 0);
+    assert_int_equal(back.door_open, 1);
+    assert_int_equal(back.temperature_dc, 215);
+    assert_int_equal(back.measured_w, LPC_NONE);
+    assert_int_equal(back.smoke, LPC_NONE);
+    t.door_open = 2;
+    assert_int_equal(lpc_telemetry_encode(&t, buf, sizeof buf), -EINVAL);
+    t.door_open = LPC_NONE;
+    t.temperature_dc = 1001;
+    assert_int_equal(lpc_telemetry_encode(&t, buf, sizeof buf), -EINVAL);
+    t.temperature_dc = LPC_NONE;
+    assert_int_equal(lpc_telemetry_encode(&t, buf, sizeof buf), -EINVAL); /* nothing measured */
 }
 
 /* --- vocabulary and topics ------------------------------------------------ */
