@@ -7,12 +7,14 @@ parties entitled to it and by no one else. Every kind of bad document is
 refused with its reason, stores nothing and is recorded in the event log.
 """
 import calendar
+import http.server
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -23,6 +25,9 @@ VNB = "9900000000019"
 OTHER_VNB = "9900000000095"
 LF = "9900000000033"
 OTHER_LF = "9900000000040"
+TSO = "9900000000026"
+AGG = "9900000000057"
+MSB = "9900000000064"
 NS = "urn:clsm:cosem-xml:1"
 
 
@@ -77,11 +82,18 @@ class MeterDataTest(unittest.TestCase):
         extra = {
             "parties": [{"id": OTHER_VNB, "name": "Nachbarnetz", "role": "vnb"},
                         {"id": LF, "name": "Lieferant", "role": "lf"},
-                        {"id": OTHER_LF, "name": "Anderer", "role": "lf"}],
+                        {"id": OTHER_LF, "name": "Anderer", "role": "lf"},
+                        {"id": TSO, "name": "Uebertragung", "role": "uenb"},
+                        {"id": AGG, "name": "Aggregator", "role": "aggregator"},
+                        {"id": MSB, "name": "Messstellenbetrieb", "role": "msb"}],
             "segments": [{"id": "OTHER", "name": "Nachbar", "level": "substation",
                           "vnb": OTHER_VNB}],
             "assignments": [{"party": LF, "installation": cls.inst[0]["id"],
-                             "rights": ["read"]}],
+                             "rights": ["read"]},
+                            {"party": MSB, "installation": cls.inst[0]["id"],
+                             "rights": ["read"]},
+                            {"party": AGG, "installation": cls.inst[1]["id"],
+                             "rights": ["read", "control"]}],
         }
         r = s.clsmd.request("POST", "/v1/import", body=extra)
         assert r.status == 200, r
@@ -92,7 +104,7 @@ class MeterDataTest(unittest.TestCase):
             r = s.clsmd.request("PUT", "/v1/installations/" + cls.inst[i]["id"], body=body)
             assert r.status == 200, r
         cls.tokens = {}
-        for p in (VNB, OTHER_VNB, LF, OTHER_LF):
+        for p in (VNB, OTHER_VNB, LF, OTHER_LF, TSO, AGG, MSB):
             r = s.clsmd.request("POST", "/v1/parties/%s/tokens" % p, body={"label": "t"})
             assert r.status == 201, r
             cls.tokens[p] = r.json()["token"]
@@ -240,7 +252,11 @@ class MeterDataTest(unittest.TestCase):
         self.assertEqual(self.post(self.gws[0], self.sign(self.gws[0], doc))[0], 201)
         q = {"from": iso(t), "to": iso(t + 900)}
         self.assertEqual(self.readings(self.mp[0], **q).json()["items"][0]["value"], 77)
-        for party, want in ((VNB, 200), (LF, 200), (OTHER_VNB, 404), (OTHER_LF, 404)):
+        # Every role: the grid's VNB, the supplier and the metering point
+        # operator assigned to it; not another VNB, the TSO, an unassigned
+        # supplier or an aggregator assigned elsewhere.
+        for party, want in ((VNB, 200), (LF, 200), (MSB, 200), (OTHER_VNB, 404), (TSO, 404),
+                            (OTHER_LF, 404), (AGG, 404)):
             r = self.readings(self.mp[0], token=self.tokens[party], **q)
             self.assertEqual(r.status, want, (party, r))
             if want == 200:
@@ -254,11 +270,13 @@ class MeterDataTest(unittest.TestCase):
         sent = [(set(a.split()), json.loads(p)) for a, p in rows
                 if json.loads(p)["document"] == "entitlement"]
         self.assertEqual(len(sent), 1)
-        self.assertEqual(sent[0][0], {VNB, LF})
+        self.assertEqual(sent[0][0], {VNB, LF, MSB})
         self.assertEqual(sent[0][1]["values"], [{"obis": "1-0:1.8.0", "time": iso(t).replace(
             "Z", ".000Z"), "value": 77, "scaler": -1, "unit": "Wh", "status": 0}])
-        # The supplier is assigned to the first installation only.
+        # The supplier is assigned to the first installation only; the
+        # aggregator to the second.
         self.assertEqual(self.readings(self.mp[1], token=self.tokens[LF]).status, 404)
+        self.assertEqual(self.readings(self.mp[1], token=self.tokens[AGG]).status, 200)
         self.assertEqual(self.readings("DE0009999999999999999999999999999").status, 404)
         self.assertEqual(self.readings("nonsense").status, 404)
         self.assertEqual(self.readings(self.mp[0], token="wrong-token").status, 401)
@@ -383,7 +401,7 @@ class MeterDataTest(unittest.TestCase):
                          ("noncompliant", 4200, "consumption"), c)
         ev = events("installation.noncompliant")
         self.assertEqual(len(ev), 1)
-        self.assertEqual(ev[0][0], {VNB, LF})  # the grid's VNB and the assigned supplier
+        self.assertEqual(ev[0][0], {VNB, LF, MSB})  # the grid's VNB and the assigned parties
         self.assertEqual((ev[0][1]["measured_w"], ev[0][1]["limit_w"]), (8800, 4200))
         # Values older than what was judged change nothing; back under the cap
         # it complies again.
@@ -410,12 +428,14 @@ class MeterDataTest(unittest.TestCase):
         status, ans = self.post(gw, self.sign(gw, doc))
         self.assertEqual((status, ans["stored"]), (201, 28), ans)
 
-        def rows():
+        def rows():  # (res, count) of the two old hours, and of the recent quarter
             with sqlite3.connect("file:%s?mode=ro" % self.sys.clsmd.db, uri=True) as db:
-                return db.execute("SELECT res, count(*) FROM readings WHERE point = ? GROUP BY"
-                                  " res ORDER BY res", (mp,)).fetchall()
+                q = ("SELECT res, count(*) FROM readings WHERE point = ? AND time >= ? AND"
+                     " time < ? GROUP BY res ORDER BY res")
+                return (db.execute(q, (mp, base * 1000, (base + 7200) * 1000)).fetchall(),
+                        db.execute(q, (mp, recent * 1000, (recent + 900) * 1000)).fetchall())
         deadline = time.time() + 30
-        while (0, 3) not in rows() or len(rows()) != 2 or rows()[1] != (3600, 6):
+        while rows() != ([(3600, 6)], [(0, 3)]):
             self.assertLess(time.time(), deadline, rows())
             time.sleep(0.2)
         r = self.readings(mp, **{"from": iso(base), "to": iso(base + 7200)}).json()["items"]
@@ -434,6 +454,50 @@ class MeterDataTest(unittest.TestCase):
         r = self.readings(mp, **{"from": iso(recent), "to": iso(recent + 900)}).json()["items"]
         self.assertEqual({i["obis"]: i["value"] for i in r},
                          {"1-0:1.8.0": 2000, "1-0:2.8.0": 11, "1-0:1.7.0": 5})
+
+    def test_forwarded_to_the_suppliers_webhook(self):
+        """Star-shaped forwarding: the supplier's webhook subscription gets
+        the values of its metering point, and nothing of another one's."""
+        got = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            r = self.sys.clsmd.request("POST", "/v1/webhooks", token=self.tokens[LF], body={
+                "url": "http://127.0.0.1:%d/hook" % httpd.server_address[1],
+                "kinds": ["meter_data."]})
+            self.assertEqual(r.status, 201, r)
+            hook = r.json()["id"]
+            t = quarter(time.time(), 40)
+            for gw, mp, doc_id in ((self.gws[0], self.mp[0], "hook-mine"),
+                                   (self.gws[1], self.mp[1], "hook-other")):
+                doc = document(gw, [(mp, "electricity", ELEC, [(t, [50, 5, 500])], 900)],
+                               doc_id=doc_id)
+                self.assertEqual(self.post(gw, self.sign(gw, doc))[0], 201)
+            deadline = time.time() + 20
+            while not any(e["payload"]["document"] == "hook-mine" for b in got for e in b):
+                self.assertLess(time.time(), deadline, got)
+                time.sleep(0.1)
+            time.sleep(0.5)
+            events = [e for batch in got for e in batch]
+            self.assertEqual({e["payload"]["document"] for e in events}, {"hook-mine"})
+            ev = events[0]
+            self.assertEqual(ev["kind"], "meter_data.values")
+            self.assertEqual(ev["payload"]["metering_point"], self.mp[0])
+            self.assertEqual({v["obis"]: v["value"] for v in ev["payload"]["values"]},
+                             {"1-0:1.8.0": 50, "1-0:2.8.0": 5, "1-0:1.7.0": 500})
+            self.sys.clsmd.request("DELETE", "/v1/webhooks/" + hook, token=self.tokens[LF])
+        finally:
+            httpd.shutdown()
 
     def test_listener_takes_only_meter_data(self):
         cert, key = self.keys[self.gws[0]]
