@@ -86,8 +86,8 @@ static const struct {
     {"heat", "6-0:1.0.0", "H", 0, 30, 7, 1500}, /* Wh: 1.5 kW */
 };
 
-static void electricity(struct text *t, struct dev *d, const char *time, int64_t now_ms,
-                        size_t *values)
+static void electricity(struct text *t, struct dev *d, const char *period, const char *time,
+                        int64_t now_ms, size_t *values)
 {
     int64_t w = steuerbox_measured_w(&d->sb, now_ms);
     if (d->metered_ms == 0)
@@ -102,7 +102,7 @@ static void electricity(struct text *t, struct dev *d, const char *time, int64_t
         d->metered_ms = now_ms;
     }
     add(t,
-        "<MeteringPoint id='%s' meter='1SIM%s' medium='electricity'><ProfileGeneric>"
+        "<MeteringPoint id='%s' meter='1SIM%s' medium='electricity'><ProfileGeneric%s>"
         "<CaptureObjects>"
         "<CaptureObject index='1' obis='1-0:1.8.0' scaler='-1' unit='30'/>"
         "<CaptureObject index='2' obis='1-0:2.8.0' scaler='-1' unit='30'/>"
@@ -111,7 +111,7 @@ static void electricity(struct text *t, struct dev *d, const char *time, int64_t
         "</CaptureObjects><Buffer><Entry time='%s'><Value index='1'>%llu</Value>"
         "<Value index='2'>%llu</Value><Value index='3'>%lld</Value><Value index='4'>%lld"
         "</Value></Entry></Buffer></ProfileGeneric></MeteringPoint>",
-        d->mp, d->mp + 23, time, (unsigned long long)(d->import_mwh / 100),
+        d->mp, d->mp + 23, period, time, (unsigned long long)(d->import_mwh / 100),
         (unsigned long long)(d->export_mwh / 100), (long long)(w > 0 ? w : 0),
         (long long)(w < 0 ? -w : 0));
     *values += 4;
@@ -121,8 +121,13 @@ int meter_document(struct sim *s, struct gw *g, int64_t now_ms, uint8_t **der, s
                    size_t *values)
 {
     struct text t = {0};
-    char time[40];
-    int64_t at = now_ms / 1000 * 1000;
+    char time[40], period[24] = "";
+    /* The values as of the start of the period (a quarter hour by default),
+     * the profile's period when it is one a COSEM profile may have. */
+    int64_t p = s->opt.meter_period_s > 0 ? s->opt.meter_period_s : 1;
+    int64_t at = now_ms / 1000 / p * p * 1000;
+    if (p >= 60 && 86400 % p == 0)
+        snprintf(period, sizeof period, " period='%lld'", (long long)p);
     time_format_ms(at, time, sizeof time);
     *der = NULL;
     *len = 0;
@@ -132,7 +137,7 @@ int meter_document(struct sim *s, struct gw *g, int64_t now_ms, uint8_t **der, s
     for (uint32_t k = 0; k < g->ndev; k++) {
         struct dev *d = &s->devs[g->first_dev + k];
         if (d->mp[0])
-            electricity(&t, d, time, now_ms, values);
+            electricity(&t, d, period, time, now_ms, values);
     }
     for (size_t m = 0; m < ARRAY_LEN(other_meters); m++) {
         if (g->idx % (uint32_t)other_meters[m].every != 0)
@@ -141,10 +146,10 @@ int meter_document(struct sim *s, struct gw *g, int64_t now_ms, uint8_t **der, s
         uint64_t v = (uint64_t)(at / 1000) * other_meters[m].per_hour / 3600;
         add(&t,
             "<MeteringPoint id='DE0000000000000000%s%s' meter='%sSIM%s' medium='%s'>"
-            "<ProfileGeneric><CaptureObjects><CaptureObject index='1' obis='%s' scaler='%d'"
+            "<ProfileGeneric%s><CaptureObjects><CaptureObject index='1' obis='%s' scaler='%d'"
             " unit='%d'/></CaptureObjects><Buffer><Entry time='%s'><Value index='1'>%llu"
             "</Value></Entry></Buffer></ProfileGeneric></MeteringPoint>",
-            other_meters[m].tag, g->id, other_meters[m].tag, g->id, other_meters[m].medium,
+            other_meters[m].tag, g->id, other_meters[m].tag, g->id, other_meters[m].medium, period,
             other_meters[m].obis, other_meters[m].scaler, other_meters[m].unit, time,
             (unsigned long long)v);
         *values += 1;
