@@ -134,6 +134,9 @@ static int fail(struct walk *w, const xmlNode *at, const char *fmt, ...)
         snprintf(w->err, w->errlen, "line %ld: %s", xmlGetLineNo(at), msg);
     else
         snprintf(w->err, w->errlen, "%s", msg);
+    for (char *c = w->err; *c; c++) /* the sender's bytes, quoted, may hold anything */
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+            *c = '?';
     return -EINVAL;
 }
 

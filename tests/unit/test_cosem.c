@@ -247,6 +247,7 @@ static const struct refusal refusals[] = {
      "in the future"},
     {"negative value", ">4100<", ">-4100<", "not a non-negative integer"},
     {"decimal value", ">4100<", ">41.5<", "not a non-negative integer"},
+    {"control character in a value", ">4100<", ">41\x7f<", "\"41?\" is not a non-negative"},
     {"empty value", ">4100<", "><", "holds one integer"},
     {"value too large", ">4100<", ">99999999999999999999<", "not a non-negative integer"},
     {"value of no object", "<Value index='3'>0</Value></Entry>\n    <Entry time='2026-11-28T17:30",
@@ -298,6 +299,9 @@ static void test_refusals(void **state)
         char *text = doc_with(c->from, c->to), err[400] = "";
         struct cosem_doc d;
         int rc = parse(text, &d, err, sizeof err);
+        for (const char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+                fail_msg("%s: a control character in the reason", c->name);
         if (rc != -EINVAL || strstr(err, c->reason) == NULL) {
             print_error("%s: rc %d, reason \"%s\" (expected \"%s\")\n", c->name, rc, err,
                         c->reason);
