@@ -388,11 +388,24 @@ static size_t http_answer(struct evbuffer *in, int *status, char *body, size_t b
     head[hl] = 0;
     long long cl = 0;
     const char *h = strstr(head, "\r\nContent-Length:");
-    if (h)
-        cl = strtoll(h + 17, NULL, 10);
+    if (h) {
+        char num[24];
+        size_t k = 0;
+        for (h += 17; *h == ' '; h++)
+            ;
+        while (k < sizeof num - 1 && h[k] >= '0' && h[k] <= '9') {
+            num[k] = h[k];
+            k++;
+        }
+        num[k] = '\0';
+        if (parse_ll(num, 0, 1LL << 40, &cl) != 0)
+            cl = -1;
+    }
     if (cl < 0 || hl + (size_t)cl > n)
         return 0;
-    *status = atoi(head + 9);
+    *status = 0;
+    for (size_t k = 9; k < 12 && k < hl && head[k] >= '0' && head[k] <= '9'; k++)
+        *status = *status * 10 + (head[k] - '0');
     size_t k = (size_t)cl < blen - 1 ? (size_t)cl : blen - 1;
     const char *all = (const char *)evbuffer_pullup(in, (ev_ssize_t)(hl + k));
     memcpy(body, all + hl, k);
@@ -575,6 +588,15 @@ static void usage(void)
     exit(2);
 }
 
+/* A non-negative integer option up to 'max', or the usage. */
+static long long number(const char *v, long long max)
+{
+    long long x;
+    if (parse_ll(v, 0, max, &x) != 0)
+        usage();
+    return x;
+}
+
 int main(int argc, char **argv)
 {
     static struct load l;
@@ -605,15 +627,15 @@ int main(int argc, char **argv)
         else if (v == NULL)
             usage();
         else if (strcmp(a, "-c") == 0)
-            l.conc = atoi(v), i++;
+            l.conc = (int)number(v, 1000000), i++;
         else if (strcmp(a, "-t") == 0)
-            l.seconds = atoi(v), i++;
+            l.seconds = (int)number(v, 86400), i++;
         else if (strcmp(a, "-n") == 0)
-            l.target = atoi(v), i++;
+            l.target = (int)number(v, 100000000), i++;
         else if (strcmp(a, "-m") == 0)
-            l.submit_total = atol(v), i++;
+            l.submit_total = (long)number(v, 1000000000), i++;
         else if (strcmp(a, "-w") == 0)
-            l.window = atol(v), i++;
+            l.window = (long)number(v, 1000000), i++;
         else if (strcmp(a, "--token") == 0)
             str_copy(l.token, sizeof l.token, v), i++;
         else if (strcmp(a, "--api") == 0) {

@@ -188,7 +188,11 @@ static char *join_audience(const char *const *aud, size_t n)
             dup = aud[k] && strcmp(aud[k], aud[i]) == 0;
         if (dup)
             continue;
-        p += sprintf(p, "%s%s", p == s ? "" : " ", aud[i]);
+        if (p != s)
+            *p++ = ' ';
+        size_t l = strlen(aud[i]);
+        memcpy(p, aud[i], l + 1);
+        p += l;
     }
     return s;
 }

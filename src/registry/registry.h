@@ -132,7 +132,7 @@ int reg_text_check(const json_t *v, size_t min, size_t max, char *msg, size_t le
 json_t *reg_value_from_text(const struct reg_field *f, const char *text, char *msg, size_t mlen);
 
 /* A list filter value from a query string: reg_value_from_text() followed
- * by the checks a body value gets (type, bounds, format, allowed values),
+ * by the checks a body value passes (type, bounds, format, allowed values),
  * except that a referenced entity need not exist. Returns a new reference
  * (JSON null for an empty text), or NULL with 'msg' filled. */
 json_t *reg_filter_value(const struct reg_field *f, const char *text, char *msg, size_t mlen);

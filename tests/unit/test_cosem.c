@@ -75,10 +75,10 @@ static char *doc_with(const char *from, const char *to)
     if (at == NULL) {
         memcpy(out, base, sizeof base);
     } else {
-        size_t pre = (size_t)(at - base);
+        size_t pre = (size_t)(at - base), tl = strlen(to);
         memcpy(out, base, pre);
-        strcpy(out + pre, to);
-        strcat(out, at + strlen(from));
+        memcpy(out + pre, to, tl);
+        memcpy(out + pre + tl, at + strlen(from), strlen(at + strlen(from)) + 1);
     }
     return out;
 }
@@ -368,15 +368,29 @@ static void test_deep_nesting(void **state)
     size_t depth = 100000;
     char *inner = malloc(depth * 7 + 16), *p = inner;
     assert_non_null(inner);
-    for (size_t i = 0; i < depth; i++)
-        p += sprintf(p, "<a>");
-    for (size_t i = 0; i < depth; i++)
-        p += sprintf(p, "</a>");
+    for (size_t i = 0; i < depth; i++, p += 3)
+        memcpy(p, "<a>", 3);
+    for (size_t i = 0; i < depth; i++, p += 4)
+        memcpy(p, "</a>", 4);
+    *p = '\0';
     char *text = doc_with(">4100<", inner), err[400];
     struct cosem_doc d;
     assert_int_equal(parse(text, &d, err, sizeof err), -EINVAL);
     free(text);
     free(inner);
+}
+
+/* Append to the text at '*p' (up to 'end'); the test fails on overflow. */
+static void put(char **p, char *end, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void put(char **p, char *end, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*p, (size_t)(end - *p), fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && n < end - *p);
+    *p += n;
 }
 
 static void test_too_many_values(void **state)
@@ -386,23 +400,24 @@ static void test_too_many_values(void **state)
      * over 20,001 quarter hours: 100,005 values in about 3.4 MB. */
     size_t entries = 20001;
     size_t cap = entries * 200 + 4096;
-    char *text = malloc(cap), *p = text;
+    char *text = malloc(cap), *p = text, *end = text + cap;
     assert_non_null(text);
-    p += sprintf(p, "<MeterData xmlns='urn:clsm:cosem-xml:1' id='big' smgw='EABC0000000001'"
-                    " created='2026-11-28T17:50:00Z'><MeteringPoint id='" MP_E
-                    "' meter='m' medium='electricity'><ProfileGeneric><CaptureObjects>");
+    put(&p, end,
+        "<MeterData xmlns='urn:clsm:cosem-xml:1' id='big' smgw='EABC0000000001'"
+        " created='2026-11-28T17:50:00Z'><MeteringPoint id='" MP_E
+        "' meter='m' medium='electricity'><ProfileGeneric><CaptureObjects>");
     for (int b = 1; b <= 5; b++)
-        p += sprintf(p, "<CaptureObject index='%d' obis='1-%d:1.8.0' scaler='0' unit='30'/>", b, b);
-    p += sprintf(p, "</CaptureObjects><Buffer>");
+        put(&p, end, "<CaptureObject index='%d' obis='1-%d:1.8.0' scaler='0' unit='30'/>", b, b);
+    put(&p, end, "</CaptureObjects><Buffer>");
     for (size_t i = 0; i < entries; i++) {
         char ts[40];
         time_format_ms(NOW - (int64_t)(entries - i) * 900 * 1000, ts, sizeof ts);
-        p += sprintf(p, "<Entry time='%s'>", ts);
+        put(&p, end, "<Entry time='%s'>", ts);
         for (int b = 1; b <= 5; b++)
-            p += sprintf(p, "<Value index='%d'>1</Value>", b);
-        p += sprintf(p, "</Entry>");
+            put(&p, end, "<Value index='%d'>1</Value>", b);
+        put(&p, end, "</Entry>");
     }
-    p += sprintf(p, "</Buffer></ProfileGeneric></MeteringPoint></MeterData>");
+    put(&p, end, "</Buffer></ProfileGeneric></MeteringPoint></MeterData>");
     assert_true((size_t)(p - text) < COSEM_MAX_BYTES);
     char err[400];
     struct cosem_doc d;
