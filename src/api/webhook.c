@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "common/curlev.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -75,8 +76,8 @@ struct webhooks {
     struct audit *audit;
     struct committer *committer;
     struct webhook_config cfg;
-    CURLM *multi;
-    struct event *curl_timer, *pump_ev, *retry_timer, *flush_timer;
+    struct curlev *http;
+    struct event *pump_ev, *retry_timer, *flush_timer;
     struct hook *hooks; /* ordered by id */
     int nhooks, in_flight, dirty;
     uint64_t delivered_events, deliveries, failures;
@@ -470,7 +471,7 @@ static int start_xfer(struct webhooks *w, struct hook *h, const json_t *items, i
     curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 0L);
-    if (curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
+    if (curlev_add(w->http, x->easy) != 0) {
         xfer_free(x);
         return -ENOMEM;
     }
@@ -637,80 +638,12 @@ static void xfer_done(struct webhooks *w, struct xfer *x, CURLcode result)
     schedule_pump(w);
 }
 
-static void check_done(struct webhooks *w)
+/* A delivery ended (curlev.h). */
+static void on_done(void *arg, CURL *easy, CURLcode result)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        struct xfer *x = NULL;
-        CURL *e = msg->easy_handle;
-        CURLcode result = msg->data.result;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
-        curl_multi_remove_handle(w->multi, e);
-        xfer_done(w, x, result);
-    }
-}
-
-/* --- libcurl on libevent --------------------------------------------------------- */
-
-static void sock_event_cb(evutil_socket_t fd, short kind, void *arg)
-{
-    struct webhooks *w = arg;
-    int running,
-        action = (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(w->multi, fd, action, &running);
-    check_done(w);
-}
-
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    struct webhooks *w = userp;
-    struct event *ev = socketp;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev)
-            event_free(ev);
-        curl_multi_assign(w->multi, s, NULL);
-        return 0;
-    }
-    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
-                         (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, w->base, s, kind, sock_event_cb, w);
-    } else {
-        ev = event_new(w->base, s, kind, sock_event_cb, w);
-        if (ev == NULL)
-            return -1;
-        curl_multi_assign(w->multi, s, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
-}
-
-static void curl_timeout_cb(evutil_socket_t fd, short kind, void *arg)
-{
-    struct webhooks *w = arg;
-    int running;
-    (void)fd;
-    (void)kind;
-    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(w);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    struct webhooks *w = userp;
-    (void)multi;
-    if (timeout_ms < 0) {
-        evtimer_del(w->curl_timer);
-    } else {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        evtimer_add(w->curl_timer, &tv);
-    }
-    return 0;
+    struct xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    xfer_done(arg, x, result);
 }
 
 /* --- progress through the group commit --------------------------------------------- */
@@ -807,21 +740,16 @@ struct webhooks *webhooks_new(struct event_base *base, struct store *store, stru
     w->audit = audit;
     w->committer = committer;
     w->cfg = *cfg;
-    w->multi = curl_multi_init();
-    w->curl_timer = evtimer_new(base, curl_timeout_cb, w);
+    w->http = curlev_new(base, on_done, w);
     w->pump_ev = event_new(base, -1, 0, pump_cb, w);
     w->retry_timer = evtimer_new(base, pump_cb, w);
     w->flush_timer = event_new(base, -1, EV_PERSIST, flush_cb, w);
     struct commit_writer cw = {hooks_write, hooks_done, w};
-    if (!w->multi || !w->curl_timer || !w->pump_ev || !w->retry_timer || !w->flush_timer ||
-        load(w) != 0 || commit_add(committer, &cw) != 0) {
+    if (!w->http || !w->pump_ev || !w->retry_timer || !w->flush_timer || load(w) != 0 ||
+        commit_add(committer, &cw) != 0) {
         webhooks_free(w);
         return NULL;
     }
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     struct timeval tv = {FLUSH_S, 0};
     event_add(w->flush_timer, &tv);
     if (w->hooks)
@@ -837,15 +765,12 @@ void webhooks_free(struct webhooks *w)
         struct hook *h = w->hooks;
         w->hooks = h->next;
         if (h->xfer) {
-            curl_multi_remove_handle(w->multi, h->xfer->easy);
+            curlev_remove(w->http, h->xfer->easy);
             xfer_free(h->xfer);
         }
         free(h);
     }
-    if (w->multi)
-        curl_multi_cleanup(w->multi);
-    if (w->curl_timer)
-        event_free(w->curl_timer);
+    curlev_free(w->http);
     if (w->pump_ev)
         event_free(w->pump_ev);
     if (w->retry_timer)

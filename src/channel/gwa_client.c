@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "channel/gwa_answer.h"
+#include "common/curlev.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -83,8 +84,7 @@ struct gwa_client {
     char emt_id[97], endpoint[300], cert[1024], key[1024], ca[1024], curves[256], ciphers[512];
     gwa_result_fn fn;
     void *arg;
-    CURLM *multi;
-    struct event *curl_timer;
+    struct curlev *http;
     struct event *pump_ev;
     struct event *poll_timer;
     struct gwa *gwas;
@@ -399,7 +399,7 @@ static int start_xfer(struct gwa_client *g, struct gwa *w, enum xfer_kind kind, 
     if (g->ciphers[0])
         curl_easy_setopt(x->easy, CURLOPT_SSL_CIPHER_LIST, g->ciphers);
     curl_easy_setopt(x->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (curl_multi_add_handle(g->multi, x->easy) != CURLM_OK) {
+    if (curlev_add(g->http, x->easy) != 0) {
         x->reqs = NULL;
         xfer_free(x);
         return -ENOMEM;
@@ -551,80 +551,12 @@ static void xfer_done(struct gwa_client *g, struct xfer *x, CURLcode result)
     schedule_pump(g);
 }
 
-static void check_done(struct gwa_client *g)
+/* A transfer ended (curlev.h). */
+static void on_done(void *arg, CURL *easy, CURLcode result)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(g->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        struct xfer *x = NULL;
-        CURL *e = msg->easy_handle;
-        CURLcode result = msg->data.result;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
-        curl_multi_remove_handle(g->multi, e);
-        xfer_done(g, x, result);
-    }
-}
-
-/* --- libcurl on libevent -------------------------------------------------------------- */
-
-static void sock_event_cb(evutil_socket_t fd, short kind, void *arg)
-{
-    struct gwa_client *g = arg;
-    int running,
-        action = (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(g->multi, fd, action, &running);
-    check_done(g);
-}
-
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    struct gwa_client *g = userp;
-    struct event *ev = socketp;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev)
-            event_free(ev);
-        curl_multi_assign(g->multi, s, NULL);
-        return 0;
-    }
-    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
-                         (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, g->base, s, kind, sock_event_cb, g);
-    } else {
-        ev = event_new(g->base, s, kind, sock_event_cb, g);
-        if (ev == NULL)
-            return -1;
-        curl_multi_assign(g->multi, s, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
-}
-
-static void curl_timeout_cb(evutil_socket_t fd, short kind, void *arg)
-{
-    struct gwa_client *g = arg;
-    int running;
-    (void)fd;
-    (void)kind;
-    curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(g);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    struct gwa_client *g = userp;
-    (void)multi;
-    if (timeout_ms < 0) {
-        evtimer_del(g->curl_timer);
-    } else {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        evtimer_add(g->curl_timer, &tv);
-    }
-    return 0;
+    struct xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    xfer_done(arg, x, result);
 }
 
 /* --- the pump: queued requests out, accepted ones polled -------------------------------- */
@@ -722,18 +654,13 @@ struct gwa_client *gwa_client_new(struct event_base *base, struct store *store,
     str_copy(g->ciphers, sizeof g->ciphers, cfg->ciphers ? cfg->ciphers : "");
     g->fn = fn;
     g->arg = arg;
-    g->multi = curl_multi_init();
-    g->curl_timer = evtimer_new(base, curl_timeout_cb, g);
+    g->http = curlev_new(base, on_done, g);
     g->pump_ev = event_new(base, -1, 0, pump_cb, g);
     g->poll_timer = evtimer_new(base, poll_cb, g);
-    if (!g->multi || !g->curl_timer || !g->pump_ev || !g->poll_timer) {
+    if (!g->http || !g->pump_ev || !g->poll_timer) {
         gwa_client_free(g);
         return NULL;
     }
-    curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g);
-    curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g);
     struct timeval tv = {g->cfg.poll_s, 0};
     event_add(g->poll_timer, &tv);
     return g;
@@ -747,7 +674,7 @@ void gwa_client_free(struct gwa_client *g)
         /* Exchanges in flight are abandoned with their requests. */
         struct xfer *x = g->xfers;
         g->xfers = x->next;
-        curl_multi_remove_handle(g->multi, x->easy);
+        curlev_remove(g->http, x->easy);
         for (size_t i = 0; i < x->n; i++)
             req_free(g, x->reqs[i]);
         xfer_free(x);
@@ -762,10 +689,7 @@ void gwa_client_free(struct gwa_client *g)
         free(w);
     }
     free(g->index);
-    if (g->multi)
-        curl_multi_cleanup(g->multi);
-    if (g->curl_timer)
-        event_free(g->curl_timer);
+    curlev_free(g->http);
     if (g->pump_ev)
         event_free(g->pump_ev);
     if (g->poll_timer)
