@@ -100,48 +100,9 @@ clsmd_pid=""
 
 if command -v nginx >/dev/null 2>&1; then
 	nport=$(free_port)
-	chmod 755 "$work"
-	# clsmd's TLS profile (its defaults), so that both negotiate alike.
-	tls_opt() { "$build/clsmd" --check-config | awk -F' = ' -v k="$1" '
-		/^\[/ { t = ($0 == "[tls]") } t && $1 == k { print $2 }'; }
-	tls_curves=$(tls_opt curves)
-	tls_ciphers=$(tls_opt ciphers)
-	# OpenSSL 3.0 signs TLS 1.3 handshakes with NIST keys only; clsmd then
-	# settles on TLS 1.2, nginx would fail the handshake instead.
-	tls_protocols="TLSv1.2 TLSv1.3"
-	case $curve in brainpool*) tls_protocols=TLSv1.2 ;; esac
-	cat >"$work/nginx.conf" <<NGX
-worker_processes 1;
-worker_rlimit_nofile $((n + 200));
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections $((n + 100)); }
-http {
-  access_log off;
-  client_header_timeout 3600s;
-  keepalive_timeout 3600s;
-  server {
-    listen 127.0.0.1:$nport ssl;
-    ssl_certificate $pki/emt/clsmd.crt;
-    ssl_certificate_key $pki/emt/clsmd.key;
-    ssl_client_certificate $pki/root.crt;
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    ssl_protocols $tls_protocols;
-    ssl_ciphers $tls_ciphers;
-    ssl_ecdh_curve $tls_curves;
-    ssl_session_cache builtin:20480;
-    ssl_session_tickets on;
-    location / { return 200 "ok\n"; }
-  }
-}
-NGX
-	nginx -c "$work/nginx.conf" 2>"$work/nginx-stderr.log" &
-	nginx_pid=$!
-	sleep 0.5
-	worker=$(pgrep -P "$nginx_pid" | head -1)
-	[ -n "$worker" ] || { cat "$work/nginx-stderr.log" "$work/nginx-error.log" >&2; exit 1; }
+	nginx_mtls "$work" "$pki" "$curve" "$nport" $((n + 100)) \
+		"client_header_timeout 3600s; keepalive_timeout 3600s;"
+	worker=$nginx_worker
 	set -- $(hold "$worker" "$nport" --tls-only)
 	awk -v b="$1" -v a="$2" -v n="$n" -v c="$clsmd_per" 'BEGIN {
 		p = (a - b) / n
