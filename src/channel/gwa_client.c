@@ -14,6 +14,7 @@
 
 #include "channel/gwa_answer.h"
 #include "common/curlev.h"
+#include "common/strmap.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -43,7 +44,6 @@ struct req {
     int64_t accepted_ms;
     struct gwa *gwa;
     struct req *prev, *next; /* in its GWA's queue or list of waiting requests */
-    struct req *hnext;       /* in the index by device */
 };
 
 struct gwa {
@@ -89,8 +89,7 @@ struct gwa_client {
     struct event *poll_timer;
     struct gwa *gwas;
     struct xfer *xfers;
-    struct req **index; /* wanted requests by device: chained, nindex buckets */
-    size_t nindex, nreqs;
+    struct strmap index; /* wanted requests by device */
     int queued, in_flight;
 };
 
@@ -142,64 +141,9 @@ static struct gwa *gwa_for(struct gwa_client *g, const char *smgw)
 
 /* --- requests: the index by device, the lists, the states ---------------------------- */
 
-static size_t slot(const struct gwa_client *g, const char *device)
-{
-    size_t h = 5381;
-    for (const unsigned char *p = (const unsigned char *)device; *p; p++)
-        h = h * 33 + *p;
-    return h & (g->nindex - 1);
-}
-
 static struct req *find_req(struct gwa_client *g, const char *device)
 {
-    if (g->nindex == 0)
-        return NULL;
-    for (struct req *r = g->index[slot(g, device)]; r; r = r->hnext)
-        if (strcmp(r->device, device) == 0)
-            return r;
-    return NULL;
-}
-
-static int index_add(struct gwa_client *g, struct req *r)
-{
-    if (g->nreqs + 1 > g->nindex) { /* load factor at most 1 */
-        size_t nb = g->nindex ? g->nindex * 2 : 256;
-        struct req **tab = calloc(nb, sizeof *tab);
-        if (tab == NULL)
-            return -ENOMEM;
-        struct req **old = g->index;
-        size_t oldn = g->nindex;
-        g->index = tab;
-        g->nindex = nb;
-        for (size_t i = 0; i < oldn; i++) {
-            for (struct req *q = old[i], *next; q; q = next) {
-                next = q->hnext;
-                size_t k = slot(g, q->device);
-                q->hnext = tab[k];
-                tab[k] = q;
-            }
-        }
-        free(old);
-    }
-    size_t k = slot(g, r->device);
-    r->hnext = g->index[k];
-    g->index[k] = r;
-    g->nreqs++;
-    return 0;
-}
-
-static void index_del(struct gwa_client *g, struct req *r)
-{
-    if (g->nindex == 0)
-        return;
-    for (struct req **pp = &g->index[slot(g, r->device)]; *pp; pp = &(*pp)->hnext) {
-        if (*pp == r) {
-            *pp = r->hnext;
-            r->hnext = NULL;
-            g->nreqs--;
-            return;
-        }
-    }
+    return strmap_get(&g->index, device);
 }
 
 static void list_push(struct req_list *l, struct req *r, int front)
@@ -277,7 +221,7 @@ static void req_free(struct gwa_client *g, struct req *r)
 {
     set_state(g, r, RQ_NONE, 0);
     if (!r->cancelled)
-        index_del(g, r);
+        strmap_del(&g->index, r->device);
     free(r);
 }
 
@@ -688,7 +632,7 @@ void gwa_client_free(struct gwa_client *g)
             req_free(g, w->waiting.head);
         free(w);
     }
-    free(g->index);
+    strmap_clear(&g->index, NULL);
     curlev_free(g->http);
     if (g->pump_ev)
         event_free(g->pump_ev);
@@ -714,7 +658,7 @@ int gwa_client_request(struct gwa_client *g, const char *smgw, const char *devic
     if (w == NULL)
         return -ENOENT;
     struct req *r = calloc(1, sizeof *r);
-    if (r == NULL || index_add(g, r_named(r, device, smgw, w)) != 0) {
+    if (r == NULL || strmap_put(&g->index, device, r_named(r, device, smgw, w)) != 0) {
         free(r);
         return -ENOMEM;
     }
@@ -734,7 +678,7 @@ void gwa_client_done(struct gwa_client *g, const char *device)
         schedule_pump(g); /* room for the next one */
     } else {
         /* In an exchange: dropped when its answer arrives. */
-        index_del(g, r);
+        strmap_del(&g->index, r->device);
         r->cancelled = 1;
     }
 }

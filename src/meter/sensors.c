@@ -12,6 +12,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/strmap.h"
 #include "common/util.h"
 #include "dispatch/dispatch.h"
 #include "registry/registry.h"
@@ -30,7 +31,6 @@ struct sensor {
     int64_t door_open_since; /* 0: closed (or unknown) */
     bool alarm[A_N];
     int64_t alarm_since[A_N];
-    struct sensor *next;
 };
 
 struct sensors {
@@ -39,16 +39,13 @@ struct sensors {
     struct audit *audit;
     struct dispatch *dispatch;
     struct sensors_config cfg;
-    struct sensor *list;
+    struct strmap by_id; /* struct sensor by device id */
     struct event *rescan;
 };
 
 static struct sensor *find(struct sensors *s, const char *id)
 {
-    for (struct sensor *x = s->list; x; x = x->next)
-        if (strcmp(x->id, id) == 0)
-            return x;
-    return NULL;
+    return strmap_get(&s->by_id, id);
 }
 
 /* A device of kind "sensor" in the registry, in memory (and its channel
@@ -69,8 +66,11 @@ static struct sensor *sensor_of(struct sensors *s, const char *id)
         str_copy(x->smgw, sizeof x->smgw, smgw);
         x->last =
             (struct lpc_telemetry){0, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE, LPC_NONE};
-        x->next = s->list;
-        s->list = x;
+        if (strmap_put(&s->by_id, id, x) != 0) {
+            free(x);
+            json_decref(dev);
+            return NULL;
+        }
         if (dispatch_keep_channel(s->dispatch, id) != 0)
             LOG(LOG_WARN, "cannot keep a channel to a sensor", LOG_S("device", id));
     }
@@ -226,9 +226,6 @@ void sensors_free(struct sensors *s)
         return;
     dispatch_set_sensor_listener(s->dispatch, NULL, NULL);
     event_free(s->rescan);
-    for (struct sensor *x = s->list, *n; x; x = n) {
-        n = x->next;
-        free(x);
-    }
+    strmap_clear(&s->by_id, free);
     free(s);
 }

@@ -55,7 +55,7 @@ static void tell(struct requests *r, struct dev *d, const char *kind, json_t *pa
 
 void requests_measured(struct requests *r, const char *device, int64_t at, int64_t watts)
 {
-    struct dev *d = rq__map_get(&r->devs, device);
+    struct dev *d = strmap_get(&r->devs, device);
     char t[40], s[40];
     if (d == NULL || !d->conf_known || d->conf_failsafe || at < d->conf_at || at < d->judged_at)
         return; /* nothing confirmed to judge by, or older than what was judged */
@@ -97,7 +97,7 @@ void requests_measured(struct requests *r, const char *device, int64_t at, int64
 
 void requests_measured_installation(struct requests *r, const char *id, int64_t at, int64_t watts)
 {
-    struct inst *in = rq__map_get(&r->insts, id);
+    struct inst *in = strmap_get(&r->insts, id);
     if (in && in->dev)
         requests_measured(r, in->dev->id, at, watts);
 }

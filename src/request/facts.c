@@ -2,7 +2,7 @@
  * facts.c - the registry as the requests runtime needs it: segments with
  * their lights, installations with their arbiter facts (floors computed
  * over energy-manager groups), devices with every installation behind
- * them; cached until the registry changes. Also the string table.
+ * them; cached until the registry changes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,101 +12,6 @@
 #include "common/util.h"
 #include "request/requests_impl.h"
 #include "store/store.h"
-
-/* --- the table ----------------------------------------------------------------------- */
-
-static size_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)h;
-}
-
-void *rq__map_get(const struct rq_map *m, const char *key)
-{
-    if (m->nb == 0)
-        return NULL;
-    for (struct rq_map_ent *e = m->b[hash(key) & (m->nb - 1)]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e->val;
-    return NULL;
-}
-
-static int grow(struct rq_map *m)
-{
-    size_t nb = m->nb ? m->nb * 2 : 64;
-    struct rq_map_ent **b = calloc(nb, sizeof *b);
-    if (b == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < m->nb; i++) {
-        for (struct rq_map_ent *e = m->b[i], *n; e; e = n) {
-            n = e->next;
-            size_t k = hash(e->key) & (nb - 1);
-            e->next = b[k];
-            b[k] = e;
-        }
-    }
-    free(m->b);
-    m->b = b;
-    m->nb = nb;
-    return 0;
-}
-
-int rq__map_put(struct rq_map *m, const char *key, void *val)
-{
-    if (m->nb == 0 || m->n >= m->nb) {
-        if (grow(m) != 0)
-            return -ENOMEM;
-    }
-    size_t k = hash(key) & (m->nb - 1);
-    for (struct rq_map_ent *e = m->b[k]; e; e = e->next) {
-        if (strcmp(e->key, key) == 0) {
-            e->val = val;
-            return 0;
-        }
-    }
-    size_t len = strlen(key) + 1;
-    struct rq_map_ent *e = malloc(sizeof *e + len);
-    if (e == NULL)
-        return -ENOMEM;
-    memcpy(e->key, key, len);
-    e->val = val;
-    e->next = m->b[k];
-    m->b[k] = e;
-    m->n++;
-    return 0;
-}
-
-void rq__map_del(struct rq_map *m, const char *key)
-{
-    if (m->nb == 0)
-        return;
-    for (struct rq_map_ent **p = &m->b[hash(key) & (m->nb - 1)]; *p; p = &(*p)->next) {
-        if (strcmp((*p)->key, key) == 0) {
-            struct rq_map_ent *e = *p;
-            *p = e->next;
-            free(e);
-            m->n--;
-            return;
-        }
-    }
-}
-
-void rq__map_clear(struct rq_map *m, void (*free_val)(void *))
-{
-    for (size_t i = 0; i < m->nb; i++) {
-        for (struct rq_map_ent *e = m->b[i], *n; e; e = n) {
-            n = e->next;
-            if (free_val)
-                free_val(e->val);
-            free(e);
-        }
-    }
-    free(m->b);
-    m->b = NULL;
-    m->nb = m->n = 0;
-}
 
 /* --- segments ------------------------------------------------------------------------- */
 
@@ -152,12 +57,12 @@ static int add_segment(struct requests *r, json_t *it, void *arg)
 {
     (void)arg;
     const char *id = json_string_value(json_object_get(it, "id"));
-    struct segment *s = rq__map_get(&r->segs, id);
+    struct segment *s = strmap_get(&r->segs, id);
     if (s == NULL) {
         if ((s = calloc(1, sizeof *s)) == NULL)
             return -ENOMEM;
         str_copy(s->id, sizeof s->id, id);
-        if (rq__map_put(&r->segs, s->id, s) != 0) {
+        if (strmap_put(&r->segs, s->id, s) != 0) {
             free(s);
             return -ENOMEM;
         }
@@ -181,7 +86,7 @@ struct segment *rq__segment(struct requests *r, const char *id)
 {
     if (!r->segs_loaded && rq__segments_load(r) != 0)
         return NULL;
-    return rq__map_get(&r->segs, id);
+    return strmap_get(&r->segs, id);
 }
 
 enum arb_light rq__light_of(struct requests *r, const char *segment)
@@ -191,7 +96,7 @@ enum arb_light rq__light_of(struct requests *r, const char *segment)
     for (int depth = 0; s && depth < 64; depth++) {
         if (s->light > worst)
             worst = s->light;
-        s = s->parent[0] ? rq__map_get(&r->segs, s->parent) : NULL;
+        s = s->parent[0] ? strmap_get(&r->segs, s->parent) : NULL;
     }
     return worst;
 }
@@ -202,7 +107,7 @@ bool rq__segment_within(struct requests *r, const char *segment, const char *anc
     for (int depth = 0; s && depth < 64; depth++) {
         if (strcmp(s->id, ancestor) == 0)
             return true;
-        s = s->parent[0] ? rq__map_get(&r->segs, s->parent) : NULL;
+        s = s->parent[0] ? strmap_get(&r->segs, s->parent) : NULL;
     }
     return false;
 }
@@ -314,7 +219,7 @@ static void inst_free(void *p)
 
 struct inst *rq__inst(struct requests *r, const char *id)
 {
-    struct inst *in = rq__map_get(&r->insts, id);
+    struct inst *in = strmap_get(&r->insts, id);
     json_t *o = NULL, *v = NULL;
     if (in)
         return in;
@@ -334,7 +239,7 @@ struct inst *rq__inst(struct requests *r, const char *id)
     q.filters[0].value = v = json_string(id);
     q.nfilters = 1;
     if (v == NULL || group_floor(r, in) != 0 || each(r, &q, add_assigned, in) != 0 ||
-        rq__map_put(&r->insts, in->id, in) != 0) {
+        strmap_put(&r->insts, in->id, in) != 0) {
         json_decref(v);
         inst_free(in);
         return NULL;
@@ -342,7 +247,7 @@ struct inst *rq__inst(struct requests *r, const char *id)
     json_decref(v);
     in->dev = rq__dev(r, in->device);
     if (in->dev == NULL) {
-        rq__map_del(&r->insts, in->id);
+        strmap_del(&r->insts, in->id);
         inst_free(in);
         return NULL;
     }
@@ -355,7 +260,7 @@ static int add_dev_inst(struct requests *r, json_t *it, void *arg)
 {
     struct dev *d = arg;
     const char *id = json_string_value(json_object_get(it, "id"));
-    struct inst *in = rq__map_get(&r->insts, id);
+    struct inst *in = strmap_get(&r->insts, id);
     if (in == NULL) {
         /* Loaded here rather than through rq__inst(), which would come back
          * for this device. */
@@ -372,7 +277,7 @@ static int add_dev_inst(struct requests *r, json_t *it, void *arg)
         if (rc == 0)
             rc = each(r, &q, add_assigned, in);
         json_decref(v);
-        if (rc != 0 || rq__map_put(&r->insts, in->id, in) != 0) {
+        if (rc != 0 || strmap_put(&r->insts, in->id, in) != 0) {
             inst_free(in);
             return rc ? rc : -ENOMEM;
         }
@@ -401,7 +306,7 @@ static void dev_free(void *p)
 
 struct dev *rq__dev(struct requests *r, const char *id)
 {
-    struct dev *d = rq__map_get(&r->devs, id);
+    struct dev *d = strmap_get(&r->devs, id);
     json_t *v;
     if (d)
         return d;
@@ -411,7 +316,7 @@ struct dev *rq__dev(struct requests *r, const char *id)
     d->owner = r;
     for (int k = 0; k < ARB_NDIR; k++)
         d->want[k].until_ms = d->conf[k].until_ms = ARB_FOREVER;
-    if (rq__map_put(&r->devs, d->id, d) != 0) {
+    if (strmap_put(&r->devs, d->id, d) != 0) {
         free(d);
         return NULL;
     }
@@ -424,7 +329,7 @@ struct dev *rq__dev(struct requests *r, const char *id)
     if (rc != 0 || d->ninsts == 0) {
         LOG(LOG_WARN, "device facts unavailable", LOG_S("device", id),
             LOG_S("error", rc ? store_errmsg(r->store) : "no installation behind it"));
-        rq__map_del(&r->devs, d->id);
+        strmap_del(&r->devs, d->id);
         dev_free(d);
         return NULL;
     }
@@ -433,8 +338,8 @@ struct dev *rq__dev(struct requests *r, const char *id)
 
 void rq__facts_free(struct requests *r)
 {
-    rq__map_clear(&r->insts, inst_free);
-    rq__map_clear(&r->devs, dev_free);
-    rq__map_clear(&r->segs, free);
+    strmap_clear(&r->insts, inst_free);
+    strmap_clear(&r->devs, dev_free);
+    strmap_clear(&r->segs, free);
     r->segs_loaded = false;
 }

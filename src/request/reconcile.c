@@ -401,7 +401,7 @@ static void on_command(void *arg, const char *device, const char *cmd, const cha
                        int attempts, const char *error, bool permanent)
 {
     struct requests *r = arg;
-    struct dev *d = rq__map_get(&r->devs, device);
+    struct dev *d = strmap_get(&r->devs, device);
     if (d == NULL || strcmp(d->cmd, cmd) != 0)
         return; /* an operator's command, or one from before a restart */
     static const struct {
@@ -457,7 +457,7 @@ static void on_command(void *arg, const char *device, const char *cmd, const cha
 static void on_state(void *arg, const char *device, const struct lpc_state *st)
 {
     struct requests *r = arg;
-    struct dev *d = rq__map_get(&r->devs, device);
+    struct dev *d = strmap_get(&r->devs, device);
     if (d == NULL)
         return;
     for (int dir = 0; dir < ARB_NDIR; dir++) {
@@ -489,7 +489,7 @@ static void on_telemetry(void *arg, const char *device, int64_t time_ms, int64_t
 static void on_channel(void *arg, const char *device, bool open)
 {
     struct requests *r = arg;
-    struct dev *d = rq__map_get(&r->devs, device);
+    struct dev *d = strmap_get(&r->devs, device);
     if (d == NULL || !open)
         return;
     /* Restate what is in force after any reconnect (DESIGN.md §4): the

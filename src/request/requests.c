@@ -620,11 +620,11 @@ static void rq_free(struct requests *r, struct rq *q)
     if (q->idem_key) {
         char k[512];
         idem_key(q->party, q->idem_key, k, sizeof k);
-        if (rq__map_get(&r->idem, k) == q)
-            rq__map_del(&r->idem, k);
+        if (strmap_get(&r->idem, k) == q)
+            strmap_del(&r->idem, k);
     }
-    if (rq__map_get(&r->rqs, q->id) == q)
-        rq__map_del(&r->rqs, q->id);
+    if (strmap_get(&r->rqs, q->id) == q)
+        strmap_del(&r->rqs, q->id);
     for (size_t i = 0; i < q->ntgts; i++)
         free(q->tgts[i].steps);
     free(q->tgts);
@@ -1015,7 +1015,7 @@ static int replay(struct requests *r, const struct requests_who *who, const char
     char k[512];
     json_t *row = NULL;
     idem_key(who->party, key, k, sizeof k);
-    struct rq *q = rq__map_get(&r->idem, k);
+    struct rq *q = strmap_get(&r->idem, k);
     const char *first_hash = NULL;
     json_t *ans = NULL;
     if (q && q->fn) {
@@ -1053,7 +1053,7 @@ static int check_supersede(struct submit *s)
     const char *old = s->spec->supersedes;
     if (old[0] == '\0')
         return 0;
-    struct rq *q = rq__map_get(&s->r->rqs, old);
+    struct rq *q = strmap_get(&s->r->rqs, old);
     json_t *row = NULL;
     if (q == NULL || strcmp(q->party, s->who->party) != 0) {
         bool exists = q == NULL && store_request_get(s->r->store, old, &row) == 0 &&
@@ -1220,7 +1220,7 @@ int requests_submit(struct requests *r, const struct requests_who *who, const st
         rc = -ENOMEM;
     if (rc == 0 && q->state != RQ_REJECTED)
         rc = in_force(r, &s, q);
-    if (rc != 0 || rq__map_put(&r->rqs, q->id, q) != 0) {
+    if (rc != 0 || strmap_put(&r->rqs, q->id, q) != 0) {
         unlist_targets(r, q);
         rq_free(r, q);
         free(s.insts);
@@ -1246,7 +1246,7 @@ int requests_submit(struct requests *r, const struct requests_who *who, const st
         q->idem_key = strdup(idem);
         q->body_hash = strdup(body_hash ? body_hash : "");
         idem_key(q->party, idem, k, sizeof k);
-        rq__map_put(&r->idem, k, q);
+        strmap_put(&r->idem, k, q);
     }
     q->fn = fn;
     q->fn_arg = arg;
@@ -1265,7 +1265,7 @@ int requests_submit(struct requests *r, const struct requests_who *who, const st
 int requests_cancel(struct requests *r, const struct requests_who *who, const char *id,
                     requests_answer_fn fn, void *arg)
 {
-    struct rq *q = rq__map_get(&r->rqs, id);
+    struct rq *q = strmap_get(&r->rqs, id);
     json_t *row = NULL;
     if (q == NULL || !may_see(q, who)) {
         int found = q == NULL && store_request_get(r->store, id, &row) == 0;
@@ -1297,7 +1297,7 @@ int requests_cancel(struct requests *r, const struct requests_who *who, const ch
 static json_t *row_of(struct requests *r, const char *id, struct rq **live)
 {
     json_t *row = NULL;
-    *live = rq__map_get(&r->rqs, id);
+    *live = strmap_get(&r->rqs, id);
     if (*live) {
         refresh_decision(*live);
         return rq_row(*live);
@@ -1398,7 +1398,7 @@ int requests_list(struct requests *r, const struct requests_who *who, const char
     }
     json_array_foreach(rows, i, row)
     {
-        struct rq *live = rq__map_get(&r->rqs, json_string_value(json_object_get(row, "id")));
+        struct rq *live = strmap_get(&r->rqs, json_string_value(json_object_get(row, "id")));
         if (live) {
             json_array_append_new(items, rq_doc(live));
             continue;
@@ -1580,7 +1580,7 @@ void requests_light_changed(struct requests *r, const char *segment, const char 
         r->audit, "segment.light_changed", subject, by, aud, 1,
         json_pack("{s:s, s:s, s:s?}", "segment", segment, "light", light, "reason", reason));
     for (size_t b = 0; b < r->insts.nb; b++) {
-        for (struct rq_map_ent *e = r->insts.b[b]; e; e = e->next) {
+        for (struct strmap_ent *e = r->insts.b[b]; e; e = e->next) {
             struct inst *in = e->val;
             if (!rq__segment_within(r, in->segment, segment))
                 continue;
@@ -1611,7 +1611,7 @@ void requests_registry_changed(struct requests *r)
      * the rest of the cache is dropped lazily by being refilled. */
     rq__segments_load(r);
     for (size_t b = 0; b < r->insts.nb; b++) {
-        for (struct rq_map_ent *e = r->insts.b[b]; e; e = e->next) {
+        for (struct strmap_ent *e = r->insts.b[b]; e; e = e->next) {
             struct inst *in = e->val;
             in->facts.light = rq__light_of(r, in->segment);
             if (in->ntgts)
@@ -1750,7 +1750,7 @@ static int load_request(struct requests *r, const json_t *row)
         q->idem_key = strdup(key);
         q->body_hash = strdup(json_string_value(json_object_get(row, "body_hash")));
         idem_key(q->party, key, k, sizeof k);
-        rq__map_put(&r->idem, k, q);
+        strmap_put(&r->idem, k, q);
     }
     q->answer = json_deep_copy(json_object_get(row, "answer"));
     forget_written(q);
@@ -1758,7 +1758,7 @@ static int load_request(struct requests *r, const json_t *row)
     if (rc == 0) {
         q->spec.act.intervals = q->spec.intervals;
         q->spec_json = json_deep_copy(json_object_get(row, "spec"));
-        rc = rq__map_put(&r->rqs, q->id, q);
+        rc = strmap_put(&r->rqs, q->id, q);
     } else {
         LOG(LOG_ERROR, "stored request unreadable", LOG_S("request", q->id),
             LOG_S("field", err.pointer), LOG_S("error", err.text));
@@ -1804,7 +1804,7 @@ int requests_resume(struct requests *r)
     }
     /* Devices: what they confirmed last, then reconcile all of them. */
     for (size_t b = 0; b < r->devs.nb; b++) {
-        for (struct rq_map_ent *e = r->devs.b[b]; e; e = e->next) {
+        for (struct strmap_ent *e = r->devs.b[b]; e; e = e->next) {
             struct dev *d = e->val;
             json_t *st = NULL;
             if (store_device_state_get(r->store, d->id, &st) == 0) {
@@ -1877,8 +1877,8 @@ void requests_free(struct requests *r)
             answer(q, 503);
         rq_free_cb(q);
     }
-    rq__map_clear(&r->rqs, NULL);
-    rq__map_clear(&r->idem, NULL);
+    strmap_clear(&r->rqs, NULL);
+    strmap_clear(&r->idem, NULL);
     rq__reconcile_free(r);
     rq__facts_free(r);
     free(r);
@@ -1888,7 +1888,7 @@ void requests_stats(const struct requests *r, struct requests_stats *out)
 {
     memset(out, 0, sizeof *out);
     for (size_t b = 0; b < r->rqs.nb; b++) {
-        for (struct rq_map_ent *e = r->rqs.b[b]; e; e = e->next) {
+        for (struct strmap_ent *e = r->rqs.b[b]; e; e = e->next) {
             const struct rq *q = e->val;
             out->in_force += q->ended_ms == 0 && q->state != RQ_REJECTED;
             out->unfinished += !rq_final(q->state);
@@ -1896,7 +1896,7 @@ void requests_stats(const struct requests *r, struct requests_stats *out)
     }
     out->devices = (int)r->devs.n;
     for (size_t b = 0; b < r->devs.nb; b++)
-        for (struct rq_map_ent *e = r->devs.b[b]; e; e = e->next)
+        for (struct strmap_ent *e = r->devs.b[b]; e; e = e->next)
             out->devices_busy += ((const struct dev *)e->val)->cmd[0] != '\0';
     out->admitted = r->admitted;
     out->rejected = r->rejected;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "arbiter/arbiter.h"
+#include "common/strmap.h"
 #include "dispatch/dispatch.h"
 #include "request/request.h"
 #include "request/requests.h"
@@ -50,24 +51,6 @@ extern const char *const rq__exe_state_names[EX_NSTATES];
 
 #define RQ_ID_MAX    97 /* registry ids, with the NUL */
 #define RQ_PARTY_MAX 32
-
-/* --- a string-keyed table ------------------------------------------------------------ */
-
-struct rq_map_ent {
-    struct rq_map_ent *next;
-    void *val;
-    char key[];
-};
-
-struct rq_map {
-    struct rq_map_ent **b;
-    size_t nb, n;
-};
-
-void *rq__map_get(const struct rq_map *m, const char *key);
-int rq__map_put(struct rq_map *m, const char *key, void *val); /* 0 or -ENOMEM; replaces */
-void rq__map_del(struct rq_map *m, const char *key);
-void rq__map_clear(struct rq_map *m, void (*free_val)(void *));
 
 /* --- registry facts -------------------------------------------------------------------- */
 
@@ -205,7 +188,7 @@ struct requests {
     struct committer *committer;
     struct dispatch *dispatch;
     struct requests_config cfg;
-    struct rq_map rqs, insts, devs, segs, idem;
+    struct strmap rqs, insts, devs, segs, idem;
     bool segs_loaded;
     int64_t next_seq;
     struct rq *dirty_rqs, *writing_rqs;
