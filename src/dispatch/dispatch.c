@@ -13,6 +13,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/strmap.h"
 #include "common/util.h"
 #include "driver/driver.h"
 #include "driver/lpc_msg.h"
@@ -56,7 +57,6 @@ struct cmd {
     dispatch_done_fn done;
     void *done_arg;
     struct cmd *next; /* the device's queue */
-    struct cmd *hnext;
 };
 
 struct dev {
@@ -65,7 +65,6 @@ struct dev {
     struct channel *ch;
     int channel_asked;
     struct cmd *head, *tail;
-    struct dev *hnext;
     /* A device whose channel is kept open (sensors): asked for again after
      * a close or a refusal, backing off 5 s .. 5 min. */
     bool keep;
@@ -83,10 +82,8 @@ struct dispatch {
     struct gwa_client *gwa;
     struct committer *committer;
     struct cmd *dirty, *writing;
-    struct dev **devs;
-    size_t ndevs_buckets, ndevs;
-    struct cmd **cmds;
-    size_t ncmd_buckets, ncmds;
+    struct strmap devs; /* struct dev by id */
+    struct strmap cmds; /* unfinished struct cmd by id */
     int counts[C_NSTATES];
     uint64_t entered[C_NSTATES];
     struct dispatch_observer obs;
@@ -96,55 +93,19 @@ struct dispatch {
 
 _Static_assert(C_NSTATES == DISPATCH_NSTATES, "dispatch.h must know every command state");
 
-static size_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)h;
-}
-
 /* --- tables of devices and live commands ------------------------------------------- */
+
+static void dev_free(void *p)
+{
+    struct dev *v = p;
+    if (v->keep_ev)
+        event_free(v->keep_ev);
+    free(v);
+}
 
 static struct dev *dev_find(struct dispatch *d, const char *id)
 {
-    for (struct dev *v = d->devs[hash_str(id) & (d->ndevs_buckets - 1)]; v; v = v->hnext)
-        if (strcmp(v->id, id) == 0)
-            return v;
-    return NULL;
-}
-
-static void grow(void ***tab, size_t *nb, size_t n, size_t next_off, const char *(*key)(void *))
-{
-    if (n < *nb / 2)
-        return;
-    size_t nn = *nb * 2;
-    void **t = calloc(nn, sizeof *t);
-    if (t == NULL)
-        return; /* stays correct, only slower */
-    for (size_t i = 0; i < *nb; i++) {
-        void *e = (*tab)[i];
-        while (e) {
-            void *next = *(void **)((char *)e + next_off);
-            size_t b = hash_str(key(e)) & (nn - 1);
-            *(void **)((char *)e + next_off) = t[b];
-            t[b] = e;
-            e = next;
-        }
-    }
-    free(*tab);
-    *tab = t;
-    *nb = nn;
-}
-
-static const char *dev_key(void *e)
-{
-    return ((struct dev *)e)->id;
-}
-
-static const char *cmd_key(void *e)
-{
-    return ((struct cmd *)e)->id;
+    return strmap_get(&d->devs, id);
 }
 
 /* The device, created on first use from the registry (which says its
@@ -161,14 +122,13 @@ static struct dev *dev_get(struct dispatch *d, const char *id)
         store_reg_get(d->store, &reg_kinds[REG_DEVICE], id, &all, &o) != 0)
         return NULL;
     v = calloc(1, sizeof *v);
+    if (v && strmap_put(&d->devs, id, v) != 0) {
+        free(v);
+        v = NULL;
+    }
     if (v) {
         str_copy(v->id, sizeof v->id, id);
         str_copy(v->smgw, sizeof v->smgw, json_string_value(json_object_get(o, "smgw")));
-        size_t b = hash_str(id) & (d->ndevs_buckets - 1);
-        v->hnext = d->devs[b];
-        d->devs[b] = v;
-        d->ndevs++;
-        grow((void ***)&d->devs, &d->ndevs_buckets, d->ndevs, offsetof(struct dev, hnext), dev_key);
         if (d->channels)
             v->ch = channel_mgr_find(d->channels, id);
     }
@@ -178,31 +138,7 @@ static struct dev *dev_get(struct dispatch *d, const char *id)
 
 static struct cmd *cmd_find(struct dispatch *d, const char *id)
 {
-    for (struct cmd *c = d->cmds[hash_str(id) & (d->ncmd_buckets - 1)]; c; c = c->hnext)
-        if (strcmp(c->id, id) == 0)
-            return c;
-    return NULL;
-}
-
-static void cmd_index(struct dispatch *d, struct cmd *c)
-{
-    size_t b = hash_str(c->id) & (d->ncmd_buckets - 1);
-    c->hnext = d->cmds[b];
-    d->cmds[b] = c;
-    d->ncmds++;
-    grow((void ***)&d->cmds, &d->ncmd_buckets, d->ncmds, offsetof(struct cmd, hnext), cmd_key);
-}
-
-static void cmd_unindex(struct dispatch *d, struct cmd *c)
-{
-    for (struct cmd **pp = &d->cmds[hash_str(c->id) & (d->ncmd_buckets - 1)]; *pp;
-         pp = &(*pp)->hnext) {
-        if (*pp == c) {
-            *pp = c->hnext;
-            d->ncmds--;
-            return;
-        }
-    }
+    return strmap_get(&d->cmds, id);
 }
 
 /* --- representation -------------------------------------------------------------------- */
@@ -548,7 +484,7 @@ static void cmd_timer(struct dispatch *d, struct cmd *c)
 
 static void cmd_free(struct dispatch *d, struct cmd *c)
 {
-    cmd_unindex(d, c);
+    strmap_del(&d->cmds, c->id);
     d->counts[c->state]--;
     if (c->timer) {
         struct timer_ctx *tc = event_get_callback_arg(c->timer);
@@ -586,6 +522,12 @@ static struct cmd *cmd_new(struct dispatch *d, struct dev *v, const char *id, co
         return NULL;
     }
     str_copy(c->id, sizeof c->id, id);
+    if (strmap_put(&d->cmds, c->id, c) != 0) {
+        event_free(c->timer);
+        free(tc);
+        free(c);
+        return NULL;
+    }
     c->dev = v;
     c->control = json_deep_copy(control);
     str_copy(c->by, sizeof c->by, by);
@@ -594,7 +536,6 @@ static struct cmd *cmd_new(struct dispatch *d, struct dev *v, const char *id, co
     c->state = C_PENDING;
     d->counts[C_PENDING]++;
     d->entered[C_PENDING]++;
-    cmd_index(d, c);
     if (v->tail)
         v->tail->next = c;
     else
@@ -819,11 +760,8 @@ struct dispatch *dispatch_new(struct event_base *base, struct store *store, stru
     d->audit = audit;
     d->committer = committer;
     d->cfg = *cfg;
-    d->ndevs_buckets = d->ncmd_buckets = 1024;
-    d->devs = calloc(d->ndevs_buckets, sizeof *d->devs);
-    d->cmds = calloc(d->ncmd_buckets, sizeof *d->cmds);
     struct commit_writer w = {dispatch_write, dispatch_done, d};
-    if (d->devs == NULL || d->cmds == NULL || commit_add(committer, &w) != 0) {
+    if (commit_add(committer, &w) != 0) {
         dispatch_free(d);
         return NULL;
     }
@@ -954,9 +892,9 @@ int dispatch_resume(struct dispatch *d)
     }
     json_decref(items);
     /* Start each device's first command. */
-    for (size_t b = 0; b < d->ndevs_buckets; b++)
-        for (struct dev *v = d->devs[b]; v; v = v->hnext)
-            kick(d, v);
+    for (size_t b = 0; b < d->devs.nb; b++)
+        for (struct strmap_ent *e = d->devs.b[b]; e; e = e->next)
+            kick(d, e->val);
     return 0;
 }
 
@@ -978,23 +916,15 @@ void dispatch_free(struct dispatch *d)
 {
     if (d == NULL)
         return;
-    for (size_t b = 0; d->cmds && b < d->ncmd_buckets; b++) {
-        while (d->cmds[b]) {
-            struct cmd *c = d->cmds[b];
+    for (size_t b = 0; b < d->cmds.nb; b++) {
+        while (d->cmds.b && d->cmds.b[b]) { /* cmd_free() takes it out of the table */
+            struct cmd *c = d->cmds.b[b]->val;
             if (c->done)
                 c->done(c->done_arg, -ECANCELED, NULL);
             cmd_free(d, c);
         }
     }
-    for (size_t b = 0; d->devs && b < d->ndevs_buckets; b++) {
-        for (struct dev *v = d->devs[b], *n; v; v = n) {
-            n = v->hnext;
-            if (v->keep_ev)
-                event_free(v->keep_ev);
-            free(v);
-        }
-    }
-    free(d->devs);
-    free(d->cmds);
+    strmap_clear(&d->cmds, NULL);
+    strmap_clear(&d->devs, dev_free);
     free(d);
 }
