@@ -420,14 +420,11 @@ static int forward(struct meter *m, const struct job *j)
 static void take_document(struct meter *m, struct http_request *req)
 {
     char smgw[16], why[600], signer[16];
-    X509 *peer = NULL;
-    int status = peer_gateway(m, req, &peer, smgw, why, sizeof why);
-    if (status != 0) {
+    /* on_head() checked the gateway; here only its certificate and name. */
+    X509 *peer = http_req_peer_cert(req);
+    if (peer == NULL || pki_cert_cn(peer, smgw, sizeof smgw) != 0) {
         X509_free(peer);
-        if (status == 503)
-            problem(req, 503, "store-unavailable", why);
-        else
-            reject(m, req, smgw, NULL, status, "forbidden", "%s", why);
+        problem(req, 403, "forbidden", "the connection's certificate names no gateway");
         return;
     }
     size_t len;
